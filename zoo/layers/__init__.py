@@ -1,0 +1,7 @@
+"""Shared Keras 3 building blocks. Every layer is registered under the ``zoo`` package for `.keras` round trips."""
+
+from zoo.layers.masked_pooling import MaskedPooling
+from zoo.layers.recurrent_stack import RecurrentStack, guard_fully_masked_rows
+from zoo.layers.sequence_input import SequenceInput
+
+__all__ = ["MaskedPooling", "RecurrentStack", "SequenceInput", "guard_fully_masked_rows"]

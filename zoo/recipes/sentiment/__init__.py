@@ -1,0 +1,1 @@
+"""Sentiment (sequence → one): text in, a 1-5 rating and a positive/negative score out."""

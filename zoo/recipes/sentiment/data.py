@@ -1,0 +1,156 @@
+"""Sentiment data: the VADER human-rated snippets (offline default) and IMDB reviews through TFDS.
+
+VADER ground truth (Hutto & Gilbert, ICWSM 2014) ships in the source distribution of the PyPI package
+``vadersentiment==3.3.2`` as ``additional_resources/hutto_ICWSM_2014.tar.gz``: 10,605 movie-review snippets (the
+rt-polarity "MR" sentences), 3,708 Amazon review snippets, 5,190 NYT editorial snippets and 4,200 tweets, each the mean
+of ~20 human ratings on a -4..+4 scale. Targets:
+
+- ``rating``: 1-5, the mean rating cut into five equal bins of width 1.6 (1: < -2.4, 2: < -0.8, 3: [-0.8, 0.8],
+  4: <= 2.4, 5: > 2.4);
+- ``polarity``: 1 if the mean is > 0, 0 if < 0; a mean of exactly 0 has no polarity (weight 0 in loss and metric).
+
+Splits are fixed by a CRC32 hash of each snippet's id (80 % train, 10 % validation, 10 % test), so they never change
+between runs or machines; the test split is never used for early stopping.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from zoo.data import fetch
+from zoo.recipes.sentiment.config import VADER_DOMAINS, DataConfig
+
+VADER_SDIST = ("vadersentiment", "3.3.2", "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9")
+GROUND_TRUTH = {
+    "movie": "movieReviewSnippets_GroundTruth.txt",
+    "amazon": "amazonReviewSnippets_GroundTruth.txt",
+    "nyt": "nytEditorialSnippets_GroundTruth.txt",
+    "tweets": "tweets_GroundTruth.txt",
+}
+NUM_RATINGS = 5
+
+
+def rating_class(mean_rating):
+    """0-based rating class (0..4) of a mean rating in [-4, 4]; the served rating is this + 1."""
+    return np.clip(np.floor((np.asarray(mean_rating) + 4.0) / 1.6), 0, NUM_RATINGS - 1).astype(np.int32)
+
+
+def split_of(key: str) -> str:
+    bucket = zlib.crc32(key.encode()) % 10
+    return "train" if bucket < 8 else ("validation" if bucket == 8 else "test")
+
+
+def read_ground_truth(archive: Path):
+    """Yields (domain, id, mean rating, text) from the VADER archive, failing loudly on a malformed line."""
+    with tarfile.open(archive) as outer:
+        inner_member = outer.extractfile("vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz")
+        with tarfile.open(fileobj=inner_member) as inner:
+            for domain, filename in GROUND_TRUTH.items():
+                raw = inner.extractfile(f"hutto_ICWSM_2014/{filename}").read().decode("utf-8")
+                for line_no, line in enumerate(raw.splitlines(), 1):
+                    if not line.strip():
+                        continue
+                    parts = line.split("\t")
+                    if len(parts) != 3:
+                        raise ValueError(f"{filename}:{line_no}: expected 3 tab-separated fields, got {len(parts)}")
+                    yield domain, parts[0], float(parts[1]), parts[2].strip()
+
+
+class VaderSentiment(tfds.core.GeneratorBasedBuilder):
+    """TFDS builder for the VADER ground-truth snippets (splits, versions and caching are TFDS's)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Four domains, hashed 80/10/10 split."}
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=__doc__,
+            features=tfds.features.FeaturesDict({
+                "id": tfds.features.Text(),
+                "text": tfds.features.Text(),
+                "mean_rating": tfds.features.Scalar(dtype=np.float32),
+                "domain": tfds.features.ClassLabel(names=list(VADER_DOMAINS)),
+            }),
+            homepage="https://github.com/cjhutto/vaderSentiment",
+            citation="Hutto, C.J. & Gilbert, E.E. (2014). VADER. ICWSM-14.",
+        )
+
+    def _split_generators(self, dl_manager):
+        archive = fetch.pip_sdist(*VADER_SDIST)
+        return {split: self._generate_examples(archive, split) for split in ("train", "validation", "test")}
+
+    def _generate_examples(self, archive, split):
+        for domain, snippet_id, mean, text in read_ground_truth(archive):
+            key = f"{domain}/{snippet_id}"
+            if split_of(key) == split:
+                yield key, {"id": key, "text": text, "mean_rating": mean, "domain": domain}
+
+
+def _data_dir(cfg: DataConfig) -> str:
+    return cfg.tfds_data_dir or str(fetch.cache_dir() / "tfds")
+
+
+def _limit(ds: tf.data.Dataset, n: int) -> tf.data.Dataset:
+    return ds.take(n) if n else ds
+
+
+def load_vader(cfg: DataConfig, split: str, domains=VADER_DOMAINS) -> tf.data.Dataset:
+    """Examples ``{"text", "rating", "polarity", "polarity_weight", "domain"}`` of one VADER split."""
+    builder = VaderSentiment(data_dir=_data_dir(cfg))
+    builder.download_and_prepare()
+    domain_ids = tf.constant([VADER_DOMAINS.index(d) for d in domains], tf.int64)
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+    ds = ds.filter(lambda ex: tf.reduce_any(tf.equal(ex["domain"], domain_ids)))
+
+    def targets(ex):
+        mean = ex["mean_rating"]
+        rating = tf.cast(tf.clip_by_value(tf.floor((mean + 4.0) / 1.6), 0.0, NUM_RATINGS - 1.0), tf.int32)
+        return {
+            "text": ex["text"],
+            "rating": rating,
+            "rating_weight": tf.constant(1.0),
+            "polarity": tf.cast(mean > 0, tf.float32),
+            "polarity_weight": tf.cast(tf.not_equal(mean, 0.0), tf.float32),
+            "domain": tf.cast(ex["domain"], tf.int32),
+        }
+
+    return ds.map(targets)
+
+
+def load_imdb(cfg: DataConfig, split: str) -> tf.data.Dataset:
+    """IMDB reviews through TFDS (binary labels only: the rating head gets zero weight)."""
+    tfds_split = {"train": "train[:90%]", "validation": "train[90%:]", "test": "test"}[split]
+    ds = tfds.load("imdb_reviews", split=tfds_split, data_dir=_data_dir(cfg), shuffle_files=False)
+    return ds.map(lambda ex: {
+        "text": ex["text"],
+        "rating": tf.constant(0, tf.int32),
+        "rating_weight": tf.constant(0.0),
+        "polarity": tf.cast(ex["label"], tf.float32),
+        "polarity_weight": tf.constant(1.0),
+        "domain": tf.constant(-1, tf.int32),
+    })
+
+
+def load_split(cfg: DataConfig, split: str, train_only_domains: bool = False) -> tf.data.Dataset:
+    if cfg.source == "imdb_reviews":
+        return load_imdb(cfg, split)
+    return load_vader(cfg, split, cfg.train_domains if train_only_domains else VADER_DOMAINS)
+
+
+def to_training_example(vectorize, max_tokens: int):
+    """Maps an example to (token ids, targets, sample weights) as the classifier's fit expects."""
+
+    def fn(ex):
+        ids = vectorize(ex["text"])[:max_tokens]
+        targets = {"rating": ex["rating"], "polarity": ex["polarity"]}
+        weights = {"rating": ex["rating_weight"], "polarity": ex["polarity_weight"]}
+        return ids, targets, weights
+
+    return fn

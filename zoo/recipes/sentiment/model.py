@@ -1,0 +1,98 @@
+"""The sentiment network and its serving signature.
+
+Forward pass: text → TextVectorization (in the model, so the export takes strings) → word embedding → shared
+``RecurrentStack`` (BiLSTM by default) → ``MaskedPooling`` over valid steps → two heads: a 5-way rating softmax and a
+positive/negative sigmoid.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.layers import MaskedPooling, RecurrentStack
+from zoo.recipes.sentiment.config import DataConfig, ModelConfig, SentimentConfig
+
+NUM_RATINGS = 5
+PUNCTUATION = r"([^\w\s'])"
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+def standardize_text(text):
+    """Lower-cases and splits punctuation off words, so "great!" gives "great" and "!" (both carry sentiment)."""
+    text = tf.strings.lower(text)
+    return tf.strings.regex_replace(text, PUNCTUATION, r" \1 ")
+
+
+def make_vectorizer(cfg: DataConfig) -> keras.layers.TextVectorization:
+    return keras.layers.TextVectorization(max_tokens=cfg.vocab_size, standardize=standardize_text,
+                                          output_mode="int", name="text_vectorization")
+
+
+def build_classifier(cfg: ModelConfig, vocab_size: int) -> keras.Model:
+    """Token ids `(batch, time)` (0 = padding, right-padded) → `{"rating": (batch, 5), "polarity": (batch, 1)}`."""
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    mask = keras.ops.not_equal(ids, 0)
+    x = keras.layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")(ids)
+    x = keras.layers.Dropout(cfg.embedding_dropout, name="embedding_dropout")(x)
+    x = RecurrentStack(cfg.cell, cfg.units, cfg.num_layers, bidirectional=cfg.bidirectional, dropout=cfg.dropout,
+                       residual=cfg.residual, return_sequences=True, name="recurrent_stack")(x, mask=mask)
+    x = MaskedPooling(cfg.pooling, name="pooling")(x, mask=mask)
+    x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
+    outputs = {
+        "rating": keras.layers.Dense(NUM_RATINGS, activation="softmax", name="rating")(x),
+        "polarity": keras.layers.Dense(1, activation="sigmoid", name="polarity")(x),
+    }
+    return keras.Model(ids, outputs, name="sentiment_classifier")
+
+
+def build_text_model(vectorizer: keras.layers.TextVectorization, classifier: keras.Model,
+                     max_tokens: int) -> keras.Model:
+    """Strings `(batch,)` → the classifier's outputs; what is saved, evaluated and exported."""
+    text = keras.Input(shape=(), dtype="string", name="text")
+    ids = vectorizer(text)[:, :max_tokens]
+    return keras.Model(text, classifier(ids), name="sentiment")
+
+
+def compile_classifier(classifier: keras.Model, cfg: SentimentConfig) -> None:
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm or None),
+        loss={"rating": "sparse_categorical_crossentropy", "polarity": "binary_crossentropy"},
+        loss_weights={"rating": 1.0, "polarity": cfg.model.polarity_loss_weight},
+        weighted_metrics={"rating": ["sparse_categorical_accuracy"], "polarity": ["binary_accuracy"]},
+    )
+
+
+
+def make_serving_fn(text_model: keras.Model, cfg: DataConfig):
+    """The ``serving_default`` function: raw strings in, decoded answers out, with bounds checked in the graph."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(text):
+        tf.debugging.assert_less_equal(
+            tf.size(text), cfg.max_batch_size,
+            message=f"batch too large: at most {cfg.max_batch_size} strings per request")
+        # Bound the work per string, then repair any invalid UTF-8 (or a character cut by the bound) to U+FFFD.
+        text = tf.strings.substr(text, 0, cfg.max_input_bytes)
+        text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
+        outputs = text_model(text, training=False)
+        probabilities = outputs["rating"]
+        return {
+            "rating": tf.cast(tf.argmax(probabilities, axis=-1), tf.int32) + 1,
+            "polarity": outputs["polarity"][:, 0],
+            "probabilities": probabilities,
+        }
+
+    return serve
+
+
+def write_saved_model(text_model: keras.Model, cfg: SentimentConfig, path: str) -> None:
+    archive = keras.export.ExportArchive()
+    archive.track(text_model)
+    archive.add_endpoint("serving_default", make_serving_fn(text_model, cfg.data))
+    archive.write_out(path, verbose=False)
+
+
+def warmup_requests(cfg: SentimentConfig) -> list[dict]:
+    return [{"text": np.array([b"A gorgeous, witty film.", b"dull and far too long"], dtype=object)}]

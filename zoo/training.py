@@ -1,0 +1,113 @@
+"""Training loop shared by the recipes: strategy, seeds, Keras callbacks, resumable runs and training curves."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from zoo.config import TrainConfig, to_dict
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """Returns the tf.distribute strategy named in ``train.strategy``.
+
+    ``multi_worker`` is the scale-out path: every worker runs the same command with its own ``TF_CONFIG``.
+    """
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def run_directory(train: TrainConfig, recipe: str) -> Path:
+    path = Path(train.run_dir.format(recipe=recipe))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class TrainingCurves(keras.callbacks.Callback):
+    """Redraws ``curves.png`` from ``history.csv`` after every epoch, so a killed run still leaves its curves."""
+
+    def __init__(self, history_csv: Path, png: Path):
+        super().__init__()
+        self.history_csv, self.png = history_csv, png
+
+    def on_epoch_end(self, epoch, logs=None):
+        plot_history(self.history_csv, self.png)
+
+
+def read_history(history_csv: Path) -> dict[str, list[float]]:
+    if not history_csv.is_file():
+        return {}
+    with open(history_csv) as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in (rows[0] if rows else {})}
+
+
+def plot_history(history_csv: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = read_history(history_csv)
+    names = sorted(k for k in history if k != "epoch" and not k.startswith("val_") and k != "learning_rate")
+    if not names:
+        return
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        ax.plot(history[name], label="train")
+        if f"val_{name}" in history:
+            ax.plot(history[f"val_{name}"], label="validation")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+
+
+def _best_so_far(history_csv: Path, monitor: str, mode: str):
+    """Best monitored value of a resumed run, so the best checkpoint is not overwritten by a worse epoch."""
+    values = read_history(history_csv).get(monitor)
+    if not values:
+        return None
+    return min(values) if mode == "min" else max(values)
+
+
+def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, train: TrainConfig,
+        run_dir: Path, monitor: str = "val_loss", mode: str = "min", config=None) -> dict:
+    """Trains ``model`` (compiled by the caller) with the zoo's standard callbacks; returns the history dict.
+
+    A run killed at any point resumes from its last finished epoch when started again with the same ``run_dir``
+    (``BackupAndRestore``). The weights of the best validation epoch are restored at the end.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
+    history_csv = run_dir / "history.csv"
+    best_weights = run_dir / "best.weights.h5"
+    backup_dir = run_dir / "backup"
+    if not backup_dir.exists():  # a fresh run: forget the history of a previous, finished run
+        history_csv.unlink(missing_ok=True)
+        best_weights.unlink(missing_ok=True)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        keras.callbacks.ModelCheckpoint(str(best_weights), monitor=monitor, mode=mode, save_best_only=True,
+                                        save_weights_only=True,
+                                        initial_value_threshold=_best_so_far(history_csv, monitor, mode)),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=train.early_stopping_patience),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
+        keras.callbacks.CSVLogger(str(history_csv), append=True),
+        TrainingCurves(history_csv, run_dir / "curves.png"),
+    ]
+    model.fit(train_ds, validation_data=val_ds, epochs=train.epochs, callbacks=callbacks, verbose=train.verbose)
+    if best_weights.is_file():
+        model.load_weights(str(best_weights))
+    return read_history(history_csv)
+
