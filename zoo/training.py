@@ -81,11 +81,13 @@ def _best_so_far(history_csv: Path, monitor: str, mode: str):
 
 
 def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, train: TrainConfig,
-        run_dir: Path, monitor: str = "val_loss", mode: str = "min", config=None) -> dict:
+        run_dir: Path, monitor: str = "val_loss", mode: str = "min", config=None,
+        callbacks: list[keras.callbacks.Callback] = ()) -> dict:
     """Trains ``model`` (compiled by the caller) with the zoo's standard callbacks; returns the history dict.
 
     A run killed at any point resumes from its last finished epoch when started again with the same ``run_dir``
-    (``BackupAndRestore``). The weights of the best validation epoch are restored at the end.
+    (``BackupAndRestore``). The weights of the best validation epoch are restored at the end. ``callbacks`` run
+    after the standard ones.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     if config is not None:
@@ -105,8 +107,10 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
         keras.callbacks.CSVLogger(str(history_csv), append=True),
         TrainingCurves(history_csv, run_dir / "curves.png"),
+        *callbacks,
     ]
-    model.fit(train_ds, validation_data=val_ds, epochs=train.epochs, callbacks=callbacks, verbose=train.verbose)
+    model.fit(train_ds, validation_data=val_ds, epochs=train.epochs, callbacks=callbacks, verbose=train.verbose,
+              shuffle=False)  # tf.data pipelines shuffle themselves
     if best_weights.is_file():
         model.load_weights(str(best_weights))
     return read_history(history_csv)

@@ -48,7 +48,9 @@ class MaskedPooling(keras.layers.Layer):
                 pooled.append(tf.where(count > 0, best, tf.zeros_like(best)))
             else:
                 last = tf.maximum(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1) - 1, 0)
-                pooled.append(tf.gather(inputs, last, axis=1, batch_dims=1) * tf.cast(count > 0, inputs.dtype))
+                # One extra step so a batch with no step at all still has an index 0 to gather (then zeroed).
+                padded = tf.pad(inputs, [[0, 0], [0, 1], [0, 0]])
+                pooled.append(tf.gather(padded, last, axis=1, batch_dims=1) * tf.cast(count > 0, inputs.dtype))
         return pooled[0] if len(pooled) == 1 else tf.concat(pooled, axis=-1)
 
     def compute_mask(self, inputs, mask=None):

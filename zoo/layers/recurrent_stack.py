@@ -94,9 +94,13 @@ class RecurrentStack(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, mask=None, training=None):
+        # A batch of only empty sequences has no step at all, which the RNN loops cannot stack; give it one
+        # padding step (masked, then unmasked by the guard) and cut it off the output again.
+        time = tf.shape(inputs)[1]
+        missing = tf.maximum(1 - time, 0)
+        x = tf.pad(inputs, [[0, 0], [0, missing], [0, 0]])
         if mask is not None:
-            mask = guard_fully_masked_rows(mask)
-        x = inputs
+            mask = guard_fully_masked_rows(tf.pad(tf.cast(mask, tf.bool), [[0, 0], [0, missing]]))
         for i, layer in enumerate(self.recurrent_layers):
             y = layer(x, mask=mask, training=training)
             last = i == self.num_layers - 1
@@ -105,7 +109,7 @@ class RecurrentStack(keras.layers.Layer):
             if not last:
                 y = self.dropout_layers[i](y, training=training)
             x = y
-        return x
+        return x[:, :time] if self.return_sequences else x
 
     def compute_mask(self, inputs, mask=None):
         if mask is None or not self.return_sequences:

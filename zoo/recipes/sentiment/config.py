@@ -11,7 +11,7 @@ VADER_DOMAINS = ("movie", "amazon", "nyt", "tweets")
 class DataConfig:
     source: str = option("vader", "vader (offline, human-rated snippets from the vaderSentiment sdist) | imdb_reviews (TFDS)")
     train_domains: list[str] = option(list(VADER_DOMAINS), "VADER domains to train on (test always reports each)")
-    vocab_size: int = option(20000, "vocabulary size of the in-model TextVectorization, including padding and OOV")
+    vocab_size: int = option(20000, "words learnt from the training text (incl. padding and OOV); lexicon words are added on top")
     max_tokens: int = option(128, "tokens kept per text (longer texts are truncated, in training and serving)")
     max_input_bytes: int = option(65536, "bytes of each served string that are read (the rest is ignored)")
     max_batch_size: int = option(1024, "largest batch the served signature accepts")
@@ -31,13 +31,14 @@ class DataConfig:
 @dataclasses.dataclass
 class ModelConfig:
     embedding_dim: int = option(128, "word embedding width")
-    embedding_dropout: float = option(0.3, "dropout on word embeddings")
-    cell: str = option("lstm", "recurrent cell: lstm | gru | rnn")
+    lexicon_feature: bool = option(True, "append each token's VADER lexicon valence (frozen) to its embedding")
+    embedding_dropout: float = option(0.5, "dropout on word embeddings")
+    cell: str = option("gru", "recurrent cell: lstm | gru | rnn")
     units: int = option(128, "units per recurrent layer and direction")
     num_layers: int = option(1, "stacked recurrent layers")
     bidirectional: bool = option(True, "bidirectional recurrent layers")
     residual: bool = option(False, "residual connections between recurrent layers")
-    dropout: float = option(0.3, "dropout between recurrent layers and before the heads")
+    dropout: float = option(0.5, "dropout between recurrent layers and before the heads")
     pooling: list[str] = option(["max", "mean"], "masked pooling modes over time, concatenated: last | mean | max")
     polarity_loss_weight: float = option(1.0, "weight of the positive/negative loss beside the 5-class rating loss")
 

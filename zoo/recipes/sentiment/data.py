@@ -36,9 +36,20 @@ GROUND_TRUTH = {
 NUM_RATINGS = 5
 
 
-def rating_class(mean_rating):
-    """0-based rating class (0..4) of a mean rating in [-4, 4]; the served rating is this + 1."""
-    return np.clip(np.floor((np.asarray(mean_rating) + 4.0) / 1.6), 0, NUM_RATINGS - 1).astype(np.int32)
+def read_lexicon(archive: Path) -> dict[str, float]:
+    """The VADER word lexicon (7,500 tokens, each the mean of 10 human valence ratings on -4..+4).
+
+    Built from ratings of isolated words, independently of the snippets, so it is prior knowledge like pretrained
+    embeddings; the model reads it as a per-token feature (``model.lexicon_feature``).
+    """
+    with tarfile.open(archive) as sdist:
+        raw = sdist.extractfile("vaderSentiment-3.3.2/vaderSentiment/vader_lexicon.txt").read().decode("utf-8")
+    lexicon = {}
+    for line in raw.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2:
+            lexicon[parts[0].strip().lower()] = float(parts[1])
+    return lexicon
 
 
 def split_of(key: str) -> str:

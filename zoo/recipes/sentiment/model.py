@@ -25,16 +25,32 @@ def standardize_text(text):
     return tf.strings.regex_replace(text, PUNCTUATION, r" \1 ")
 
 
-def make_vectorizer(cfg: DataConfig) -> keras.layers.TextVectorization:
-    return keras.layers.TextVectorization(max_tokens=cfg.vocab_size, standardize=standardize_text,
-                                          output_mode="int", name="text_vectorization")
+def make_vectorizer(cfg: DataConfig, vocabulary: list[str] | None = None) -> keras.layers.TextVectorization:
+    """To be adapted on training text (``vocabulary=None``), or with a fixed vocabulary (no padding or OOV token)."""
+    return keras.layers.TextVectorization(max_tokens=None if vocabulary else cfg.vocab_size,
+                                          vocabulary=vocabulary, standardize=standardize_text, output_mode="int",
+                                          name="text_vectorization")
 
 
-def build_classifier(cfg: ModelConfig, vocab_size: int) -> keras.Model:
-    """Token ids `(batch, time)` (0 = padding, right-padded) → `{"rating": (batch, 5), "polarity": (batch, 1)}`."""
+def lexicon_valence(vocabulary: list[str], lexicon: dict[str, float]) -> np.ndarray:
+    """`(vocab_size, 1)` valence of each vocabulary entry, scaled to [-1, 1]; 0 for words not in the lexicon."""
+    return np.array([[lexicon.get(token, 0.0) / 4.0] for token in vocabulary], dtype=np.float32)
+
+
+def build_classifier(cfg: ModelConfig, vocab_size: int, valence: np.ndarray | None = None) -> keras.Model:
+    """Token ids `(batch, time)` (0 = padding, right-padded) → `{"rating": (batch, 5), "polarity": (batch, 1)}`.
+
+    With ``cfg.lexicon_feature`` each token's embedding is extended by its frozen lexicon valence ``valence``
+    `(vocab_size, 1)`, set after the model is built (so the `.keras` file stores it as a weight).
+    """
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     mask = keras.ops.not_equal(ids, 0)
     x = keras.layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")(ids)
+    if cfg.lexicon_feature:
+        lexicon = keras.layers.Embedding(vocab_size, 1, trainable=False, name="lexicon_valence")
+        x = keras.layers.Concatenate(name="with_valence")([x, lexicon(ids)])
+        if valence is not None:
+            lexicon.set_weights([valence])
     x = keras.layers.Dropout(cfg.embedding_dropout, name="embedding_dropout")(x)
     x = RecurrentStack(cfg.cell, cfg.units, cfg.num_layers, bidirectional=cfg.bidirectional, dropout=cfg.dropout,
                        residual=cfg.residual, return_sequences=True, name="recurrent_stack")(x, mask=mask)

@@ -92,11 +92,20 @@ def run(cfg: SentimentConfig) -> dict:
     vectorizer = model.make_vectorizer(cfg.data)
     train_texts = _limited(data.load_split(cfg.data, "train", train_only_domains=True), cfg.train.max_train_examples)
     vectorizer.adapt(train_texts.map(lambda ex: ex["text"]).batch(512))
+    valence = None
+    if cfg.model.lexicon_feature:
+        lexicon = data.read_lexicon(data.fetch.pip_sdist(*data.VADER_SDIST))
+        # Lexicon words unseen in training still get their valence at serving time.
+        vocabulary = vectorizer.get_vocabulary()
+        seen = set(vocabulary)
+        extra = sorted(w for w in lexicon if w not in seen and " " not in w)
+        vectorizer = model.make_vectorizer(cfg.data, vocabulary=vocabulary[2:] + extra)  # [2:]: the padding and OOV tokens are implied
+        valence = model.lexicon_valence(vectorizer.get_vocabulary(), lexicon)
     train_ds, val_ds, num_train = make_datasets(cfg, vectorizer)
     print(f"{num_train} training examples, vocabulary {vectorizer.vocabulary_size()}")
 
     with strategy.scope():
-        classifier = model.build_classifier(cfg.model, vectorizer.vocabulary_size())
+        classifier = model.build_classifier(cfg.model, vectorizer.vocabulary_size(), valence)
         model.compile_classifier(classifier, cfg)
     history = training.fit(classifier, train_ds, val_ds, cfg.train, run_dir, config=cfg)
     train_seconds = time.time() - started

@@ -1,0 +1,178 @@
+"""The sentiment recipe: data, model invariants, and a real train → evaluate → export → serve run."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from zoo import config, export
+from zoo.recipes.sentiment import data, model
+from zoo.recipes.sentiment.config import SentimentConfig
+from zoo.recipes.sentiment.train import run
+
+TINY = dict(
+    data={"vocab_size": 2000, "max_tokens": 40, "num_buckets": 3, "max_batch_size": 64},
+    model={"embedding_dim": 16, "units": 8},
+    train={"epochs": 2, "batch_size": 32, "max_train_examples": 600, "max_eval_examples": 300, "verbose": 0},
+)
+
+
+def tiny_config(tmp_path, **sections):
+    values = {**TINY, "train": {**TINY["train"], "run_dir": str(tmp_path / "run")},
+              "export": {"base_dir": str(tmp_path / "saved_models")}}
+    return config.from_dict(SentimentConfig, values, **sections)
+
+
+def test_vader_ground_truth_is_complete_and_split_deterministically():
+    archive = data.fetch.pip_sdist(*data.VADER_SDIST)
+    rows = list(data.read_ground_truth(archive))
+    counts = {d: sum(r[0] == d for r in rows) for d in data.VADER_DOMAINS}
+    assert counts == {"movie": 10605, "amazon": 3708, "nyt": 5190, "tweets": 4200}
+    assert all(-4 <= r[2] <= 4 and r[3] for r in rows)
+    splits = [data.split_of(f"{r[0]}/{r[1]}") for r in rows]
+    assert 0.78 < splits.count("train") / len(rows) < 0.82 and 0.08 < splits.count("test") / len(rows) < 0.12
+    assert data.split_of("movie/17") == data.split_of("movie/17")
+
+
+def test_targets_bin_the_mean_rating():
+    cfg = config.from_dict(SentimentConfig).data
+    examples = list(data.load_split(cfg, "validation").take(500).as_numpy_iterator())
+    for ex in examples:
+        assert 0 <= ex["rating"] <= 4
+        assert ex["polarity_weight"] in (0.0, 1.0)
+    ratings = {ex["rating"] for ex in examples}
+    assert ratings == {0, 1, 2, 3, 4}
+
+
+def test_imdb_reviews_through_tfds(tmp_path):
+    cfg = config.from_dict(SentimentConfig, data={"source": "imdb_reviews", "tfds_data_dir": str(tmp_path)}).data
+    with tfds.testing.mock_data(num_examples=6):
+        examples = list(data.load_split(cfg, "train").as_numpy_iterator())
+    assert len(examples) == 6
+    for ex in examples:
+        assert isinstance(ex["text"], bytes) and ex["polarity"] in (0.0, 1.0)
+        assert ex["rating_weight"] == 0.0 and ex["polarity_weight"] == 1.0
+
+
+def build_tiny_text_model(cfg):
+    vectorizer = model.make_vectorizer(cfg.data, vocabulary=["good", "bad", "film", "!"])
+    valence = model.lexicon_valence(vectorizer.get_vocabulary(), {"good": 1.9, "bad": -2.5})
+    classifier = model.build_classifier(cfg.model, vectorizer.vocabulary_size(), valence)
+    return model.build_text_model(vectorizer, classifier, cfg.data.max_tokens), classifier
+
+
+def test_extra_padding_does_not_change_a_prediction(tmp_path):
+    cfg = tiny_config(tmp_path)
+    _, classifier = build_tiny_text_model(cfg)
+    ids = np.array([[3, 1, 4, 0], [2, 2, 2, 5]], np.int32)
+    more_padding = np.pad(ids, [(0, 0), (0, 9)])
+    short, long = classifier(ids), classifier(more_padding)
+    for head in ("rating", "polarity"):
+        np.testing.assert_allclose(short[head], long[head], atol=1e-6)
+    # A text alone and the same text batched with a longer one get the same answer.
+    np.testing.assert_allclose(classifier(ids[:1, :3])["rating"], short["rating"][:1], atol=1e-6)
+
+
+def test_lexicon_valence_is_a_frozen_weight_that_survives_save(tmp_path):
+    cfg = tiny_config(tmp_path)
+    text_model, classifier = build_tiny_text_model(cfg)
+    lexicon = classifier.get_layer("lexicon_valence")
+    assert not lexicon.trainable
+    np.testing.assert_allclose(lexicon.get_weights()[0][2:4, 0], [1.9 / 4, -2.5 / 4])
+    texts = tf.constant(["good film !", "bad", ""])
+    text_model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(text_model(texts)["rating"], reloaded(texts)["rating"], atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("sentiment")
+    cfg = tiny_config(tmp_path)
+    report = run(cfg)
+    return cfg, report, keras.models.load_model(report["model"])
+
+
+@pytest.mark.slow
+def test_end_to_end_run_reports_held_out_metrics(trained):
+    cfg, report, _ = trained
+    metrics = report["metrics"]
+    assert metrics["split"] == "test" and metrics["overall"]["examples"] == cfg.train.max_eval_examples
+    for name in ("binary_accuracy", "rating_accuracy"):
+        assert 0.0 <= metrics["overall"][name] <= 1.0
+    run_dir = os.path.dirname(report["model"])
+    for artefact in ("history.csv", "curves.png", "best.weights.h5", "report.json", "config.json", "tensorboard"):
+        assert os.path.exists(os.path.join(run_dir, artefact)), artefact
+    assert json.load(open(os.path.join(run_dir, "report.json")))["metrics"] == metrics
+
+
+SERVE_WITHOUT_ZOO = textwrap.dedent("""
+    import json, sys
+    sys.modules["zoo"] = None  # the zoo is installed in this venv: make sure the SavedModel does not need it
+    try:
+        import zoo
+        raise SystemExit("zoo importable")
+    except ImportError:
+        pass
+    import tensorflow as tf
+    serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+    texts = json.loads(sys.argv[2])
+    out = serve(text=tf.constant(texts))
+    print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
+""")
+
+TEXTS = ["A gorgeous, witty, seductive movie.", "The plot is dull and the acting is worse!", "", "meh"]
+
+
+@pytest.mark.slow
+def test_saved_model_served_without_zoo_equals_in_memory_model(trained, tmp_path):
+    cfg, report, text_model = trained
+    version = report["saved_model"]
+    assert os.path.basename(version) == "1"
+    export.check_core_ops(version)
+    result = subprocess.run([sys.executable, "-I", "-c", SERVE_WITHOUT_ZOO, version, json.dumps(TEXTS)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = model.make_serving_fn(text_model, cfg.data)(tf.constant(TEXTS))
+    np.testing.assert_allclose(served["probabilities"], expected["probabilities"], atol=1e-5)
+    np.testing.assert_allclose(served["polarity"], expected["polarity"], atol=1e-5)
+    assert served["rating"] == expected["rating"].numpy().tolist()
+    assert all(1 <= r <= 5 for r in served["rating"])
+
+
+@pytest.fixture(scope="module")
+def served(trained):
+    return tf.saved_model.load(trained[1]["saved_model"]).signatures["serving_default"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("texts", [
+    [""],
+    ["great " * 200_000],  # 1.2 MB
+    [b"caf\xc3\xa9 \xff\xfe broken utf-8 \xc3"],
+    ["\x00\x01 control characters", "emoji 😀👍"],
+], ids=["empty", "1MB", "invalid-utf8", "odd-characters"])
+def test_bad_text_gets_an_answer(served, texts):
+    out = served(text=tf.constant(texts))
+    assert out["rating"].shape == (len(texts),)
+    assert np.isfinite(out["probabilities"].numpy()).all()
+    np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_empty_batch_and_oversized_batch(served, trained):
+    out = served(text=tf.constant([], tf.string))
+    assert out["rating"].shape == (0,) and out["probabilities"].shape == (0, 5)
+    too_many = trained[0].data.max_batch_size + 1
+    with pytest.raises(tf.errors.InvalidArgumentError, match="batch too large"):
+        served(text=tf.constant(["ok"] * too_many))
+    with pytest.raises((TypeError, ValueError)):
+        served(text=tf.constant([1, 2]))

@@ -1,0 +1,69 @@
+"""The shared training loop: a killed run resumes where it stopped; run artefacts are written."""
+
+import csv
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from zoo import training
+from zoo.config import TrainConfig
+
+SCRIPT = textwrap.dedent("""
+    import os, sys
+    import keras, numpy as np, tensorflow as tf
+    from zoo import training
+    from zoo.config import TrainConfig
+
+    run_dir, kill_after = sys.argv[1], int(sys.argv[2])
+
+    class Killer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            print("EPOCH", epoch, flush=True)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == kill_after:
+                os._exit(9)  # like SIGKILL or a pre-empted machine: nothing gets cleaned up
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = (x.sum(1) > 0).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy")
+    training.fit(model, ds, ds, TrainConfig(epochs=5, verbose=0, early_stopping_patience=10), __import__("pathlib").Path(run_dir),
+                 callbacks=[Killer()])
+""")
+
+
+def run_script(run_dir, kill_after):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run([sys.executable, "-c", SCRIPT, str(run_dir), str(kill_after)], cwd=root,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_last_finished_epoch(tmp_path):
+    killed = run_script(tmp_path, kill_after=2)
+    assert killed.returncode == 9, killed.stderr[-2000:]
+    assert "EPOCH 1" in killed.stdout and "EPOCH 2" not in killed.stdout
+    resumed = run_script(tmp_path, kill_after=0)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "EPOCH 0" not in resumed.stdout and "EPOCH 2" in resumed.stdout and "EPOCH 4" in resumed.stdout
+    with open(tmp_path / "history.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2, 3, 4]
+    for artefact in ("curves.png", "best.weights.h5", "tensorboard"):
+        assert (tmp_path / artefact).exists(), artefact
+    assert not (tmp_path / "backup").exists()  # a finished run removes its backup, so the next run starts fresh
+
+
+def test_strategies():
+    assert training.make_strategy("default").num_replicas_in_sync == 1
+    assert training.make_strategy("mirrored").num_replicas_in_sync >= 1
+
+
+def test_run_directory_is_per_recipe(tmp_path):
+    path = training.run_directory(TrainConfig(run_dir=str(tmp_path / "runs/{recipe}")), "sentiment")
+    assert path == tmp_path / "runs" / "sentiment" and path.is_dir()
