@@ -19,7 +19,7 @@ from zoo.recipes.sentiment.train import run
 
 TINY = dict(
     data={"vocab_size": 2000, "max_tokens": 40, "num_buckets": 3, "max_batch_size": 64},
-    model={"embedding_dim": 16, "units": 8},
+    model={"embedding_dim": 16, "units": 8, "ensemble_size": 2},
     train={"epochs": 2, "batch_size": 32, "max_train_examples": 600, "max_eval_examples": 300, "verbose": 0},
 )
 
@@ -59,6 +59,14 @@ def test_imdb_reviews_through_tfds(tmp_path):
     for ex in examples:
         assert isinstance(ex["text"], bytes) and ex["polarity"] in (0.0, 1.0)
         assert ex["rating_weight"] == 0.0 and ex["polarity_weight"] == 1.0
+
+
+def test_ensemble_averages_its_members(tmp_path):
+    cfg = tiny_config(tmp_path)
+    members = [model.build_classifier(cfg.model, 10, name=f"m{i}") for i in range(3)]
+    ids = np.array([[3, 1, 4, 0]], np.int32)
+    expected = np.mean([m(ids)["rating"] for m in members], axis=0)
+    np.testing.assert_allclose(model.build_ensemble(members)(ids)["rating"], expected, atol=1e-6)
 
 
 def build_tiny_text_model(cfg):
@@ -108,8 +116,12 @@ def test_end_to_end_run_reports_held_out_metrics(trained):
     for name in ("binary_accuracy", "rating_accuracy"):
         assert 0.0 <= metrics["overall"][name] <= 1.0
     run_dir = os.path.dirname(report["model"])
-    for artefact in ("history.csv", "curves.png", "best.weights.h5", "report.json", "config.json", "tensorboard"):
-        assert os.path.exists(os.path.join(run_dir, artefact)), artefact
+    assert os.path.exists(os.path.join(run_dir, "report.json"))
+    for member in ("member_0", "member_1"):
+        for artefact in ("history.csv", "curves.png", "best.weights.h5", "finished.weights.h5", "config.json",
+                         "tensorboard"):
+            assert os.path.exists(os.path.join(run_dir, member, artefact)), (member, artefact)
+    assert len(report["epochs_run"]) == 2
     assert json.load(open(os.path.join(run_dir, "report.json")))["metrics"] == metrics
 
 
@@ -174,5 +186,16 @@ def test_empty_batch_and_oversized_batch(served, trained):
     too_many = trained[0].data.max_batch_size + 1
     with pytest.raises(tf.errors.InvalidArgumentError, match="batch too large"):
         served(text=tf.constant(["ok"] * too_many))
-    with pytest.raises((TypeError, ValueError)):
+    with pytest.raises((TypeError, tf.errors.InvalidArgumentError), match="string"):
         served(text=tf.constant([1, 2]))
+    with pytest.raises((ValueError, tf.errors.InvalidArgumentError), match="text"):
+        served(text=tf.constant([["a", "b"]]))  # a signature call does not check the declared rank itself
+
+
+@pytest.mark.slow
+def test_rerun_reuses_trained_members_and_exports_next_version(trained):
+    cfg, report, _ = trained
+    again = run(cfg)
+    assert again["epochs_run"] == []  # nothing retrained: both members were finished
+    assert again["metrics"] == report["metrics"]
+    assert os.path.basename(again["saved_model"]) == "2"

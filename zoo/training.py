@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -80,6 +81,16 @@ def _best_so_far(history_csv: Path, monitor: str, mode: str):
     return min(values) if mode == "min" else max(values)
 
 
+def config_json(config) -> str:
+    return json.dumps(to_dict(config), indent=2)
+
+
+def same_config(run_dir: Path, config) -> bool:
+    """Whether ``run_dir`` was last used with exactly ``config`` (so its saved state may be resumed)."""
+    saved = run_dir / "config.json"
+    return saved.is_file() and saved.read_text() == config_json(config)
+
+
 def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, train: TrainConfig,
         run_dir: Path, monitor: str = "val_loss", mode: str = "min", config=None,
         callbacks: list[keras.callbacks.Callback] = ()) -> dict:
@@ -90,11 +101,14 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
     after the standard ones.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    if config is not None:
-        (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2))
     history_csv = run_dir / "history.csv"
     best_weights = run_dir / "best.weights.h5"
     backup_dir = run_dir / "backup"
+    if config is not None:
+        if backup_dir.exists() and not same_config(run_dir, config):
+            print(f"{run_dir} holds an unfinished run with other settings; starting afresh")
+            shutil.rmtree(backup_dir)
+        (run_dir / "config.json").write_text(config_json(config))
     if not backup_dir.exists():  # a fresh run: forget the history of a previous, finished run
         history_csv.unlink(missing_ok=True)
         best_weights.unlink(missing_ok=True)

@@ -40,11 +40,12 @@ class ModelConfig:
     residual: bool = option(False, "residual connections between recurrent layers")
     dropout: float = option(0.5, "dropout between recurrent layers and before the heads")
     pooling: list[str] = option(["max", "mean"], "masked pooling modes over time, concatenated: last | mean | max")
+    ensemble_size: int = option(3, "independently seeded classifiers whose probabilities are averaged (1 = one)")
     polarity_loss_weight: float = option(1.0, "weight of the positive/negative loss beside the 5-class rating loss")
 
     def __post_init__(self):
         one_of("model.cell", self.cell, ("lstm", "gru", "rnn"))
-        for name in ("embedding_dim", "units", "num_layers"):
+        for name in ("embedding_dim", "units", "num_layers", "ensemble_size"):
             require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), "must be >= 1")
         for name in ("embedding_dropout", "dropout"):
             require(0 <= getattr(self, name) < 1, f"model.{name}", getattr(self, name), "must be in [0, 1)")

@@ -37,7 +37,8 @@ def lexicon_valence(vocabulary: list[str], lexicon: dict[str, float]) -> np.ndar
     return np.array([[lexicon.get(token, 0.0) / 4.0] for token in vocabulary], dtype=np.float32)
 
 
-def build_classifier(cfg: ModelConfig, vocab_size: int, valence: np.ndarray | None = None) -> keras.Model:
+def build_classifier(cfg: ModelConfig, vocab_size: int, valence: np.ndarray | None = None,
+                     name: str = "sentiment_classifier") -> keras.Model:
     """Token ids `(batch, time)` (0 = padding, right-padded) → `{"rating": (batch, 5), "polarity": (batch, 1)}`.
 
     With ``cfg.lexicon_feature`` each token's embedding is extended by its frozen lexicon valence ``valence``
@@ -60,7 +61,17 @@ def build_classifier(cfg: ModelConfig, vocab_size: int, valence: np.ndarray | No
         "rating": keras.layers.Dense(NUM_RATINGS, activation="softmax", name="rating")(x),
         "polarity": keras.layers.Dense(1, activation="sigmoid", name="polarity")(x),
     }
-    return keras.Model(ids, outputs, name="sentiment_classifier")
+    return keras.Model(ids, outputs, name=name)
+
+
+def build_ensemble(members: list[keras.Model]) -> keras.Model:
+    """Averages the probabilities of classifiers trained with different seeds (same inputs and outputs)."""
+    if len(members) == 1:
+        return members[0]
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    outputs = [member(ids) for member in members]
+    averaged = {head: keras.layers.Average(name=f"{head}_mean")([o[head] for o in outputs]) for head in outputs[0]}
+    return keras.Model(ids, averaged, name="sentiment_ensemble")
 
 
 def build_text_model(vectorizer: keras.layers.TextVectorization, classifier: keras.Model,
@@ -86,6 +97,7 @@ def make_serving_fn(text_model: keras.Model, cfg: DataConfig):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
+        text = tf.ensure_shape(text, [None], name="text_must_be_a_vector_of_strings")
         tf.debugging.assert_less_equal(
             tf.size(text), cfg.max_batch_size,
             message=f"batch too large: at most {cfg.max_batch_size} strings per request")
