@@ -3,5 +3,6 @@
 from zoo.layers.masked_pooling import MaskedPooling
 from zoo.layers.recurrent_stack import RecurrentStack, guard_fully_masked_rows
 from zoo.layers.sequence_input import SequenceInput
+from zoo.layers.time_folded import TimeFolded
 
-__all__ = ["MaskedPooling", "RecurrentStack", "SequenceInput", "guard_fully_masked_rows"]
+__all__ = ["MaskedPooling", "RecurrentStack", "SequenceInput", "TimeFolded", "guard_fully_masked_rows"]

@@ -1,0 +1,1 @@
+"""Video (sequence → one): a variable-length clip of frames in, an activity label out."""
