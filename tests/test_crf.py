@@ -1,0 +1,155 @@
+"""The CRF against brute-force enumeration of every tag path on tiny inputs."""
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo.layers import CRF
+from zoo.layers.crf import crf_log_partition, crf_sequence_score, crf_viterbi_decode
+
+NUM_TAGS = 3
+
+
+def _params(seed=0, k=NUM_TAGS):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=s).astype(np.float32) for s in ((k, k), (k,), (k,))]
+
+
+def _path_score(emissions, path, transitions, start, end):
+    score = start[path[0]] + end[path[-1]] + sum(emissions[t, y] for t, y in enumerate(path))
+    return score + sum(transitions[a, b] for a, b in zip(path[:-1], path[1:]))
+
+
+def _brute_force(emissions, length, transitions, start, end):
+    """(log Z, best path, best score) over all K^length paths of one row."""
+    paths = list(itertools.product(range(emissions.shape[-1]), repeat=length))
+    scores = np.array([_path_score(emissions[:length], p, transitions, start, end) for p in paths], np.float64)
+    best = int(scores.argmax())
+    return np.logaddexp.reduce(scores), list(paths[best]), scores[best]
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(1)
+    emissions = rng.normal(size=(4, 5, NUM_TAGS)).astype(np.float32) * 2
+    lengths = np.array([5, 3, 1, 4])
+    mask = np.arange(5)[None, :] < lengths[:, None]
+    tags = rng.integers(0, NUM_TAGS, size=(4, 5)).astype(np.int32)
+    return emissions, mask, lengths, tags
+
+
+def test_log_partition_score_and_viterbi_match_brute_force(batch):
+    emissions, mask, lengths, tags = batch
+    params = _params()
+    log_z = crf_log_partition(emissions, mask, *params).numpy()
+    score = crf_sequence_score(emissions, tags, mask, *params).numpy()
+    decoded, best_score = (t.numpy() for t in crf_viterbi_decode(emissions, mask, *params))
+    for i, n in enumerate(lengths):
+        exp_log_z, exp_path, exp_best = _brute_force(emissions[i], n, *params)
+        np.testing.assert_allclose(log_z[i], exp_log_z, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(score[i], _path_score(emissions[i], tags[i, :n], *params), rtol=1e-5, atol=1e-5)
+        assert decoded[i, :n].tolist() == exp_path
+        assert (decoded[i, n:] == 0).all()
+        np.testing.assert_allclose(best_score[i], exp_best, rtol=1e-5, atol=1e-5)
+
+
+def test_layer_nll_is_minus_log_probability(batch):
+    emissions, mask, lengths, tags = batch
+    crf = CRF(NUM_TAGS)
+    crf.build(emissions.shape)
+    params = _params(seed=2)
+    crf.set_weights(params)
+    nll = crf.negative_log_likelihood(emissions, tags, mask).numpy()
+    for i, n in enumerate(lengths):
+        log_z, _, _ = _brute_force(emissions[i], n, *params)
+        expected = log_z - _path_score(emissions[i], tags[i, :n], *params)
+        np.testing.assert_allclose(nll[i], expected, rtol=1e-5, atol=1e-5)
+    assert (nll > 0).all()
+
+
+def test_padding_content_and_extra_padding_change_nothing(batch):
+    emissions, mask, _, tags = batch
+    crf = CRF(NUM_TAGS, transitions_initializer="random_normal")
+    decoded = crf(emissions, mask=mask).numpy()
+    nll = crf.negative_log_likelihood(emissions, tags, mask).numpy()
+    noisy = np.where(mask[..., None], emissions, 100.0).astype(np.float32)
+    noisy_tags = np.where(mask, tags, 2)
+    padded = np.pad(noisy, [(0, 0), (0, 3), (0, 0)], constant_values=-50.0)
+    padded_mask = np.pad(mask, [(0, 0), (0, 3)])
+    padded_tags = np.pad(noisy_tags, [(0, 0), (0, 3)], constant_values=1)
+    np.testing.assert_array_equal(crf(padded, mask=padded_mask).numpy()[:, :5], decoded)
+    np.testing.assert_allclose(crf.negative_log_likelihood(padded, padded_tags, padded_mask).numpy(), nll, rtol=1e-6)
+
+
+def test_empty_rows_and_empty_batches():
+    crf = CRF(NUM_TAGS, transitions_initializer="random_normal")
+    emissions = np.random.default_rng(3).normal(size=(2, 3, NUM_TAGS)).astype(np.float32)
+    mask = np.array([[True, True, False], [False, False, False]])
+    tags = crf(emissions, mask=mask).numpy()
+    assert tags.shape == (2, 3) and (tags[1] == 0).all()
+    assert crf.negative_log_likelihood(emissions, tags, mask).numpy()[1] == 0.0
+    assert crf(np.zeros((2, 0, NUM_TAGS), np.float32)).shape == (2, 0)
+    assert crf(np.zeros((0, 4, NUM_TAGS), np.float32)).shape == (0, 4)
+
+
+def test_short_and_empty_inputs_in_a_graph_with_unknown_shapes():
+    crf = CRF(NUM_TAGS, transitions_initializer="random_normal")
+    decode = tf.function(lambda e: crf(e), input_signature=[tf.TensorSpec([None, None, NUM_TAGS], tf.float32)])
+    nll = tf.function(lambda e, t: crf.negative_log_likelihood(e, t), input_signature=[
+        tf.TensorSpec([None, None, NUM_TAGS], tf.float32), tf.TensorSpec([None, None], tf.int32)])
+    one_step = np.array([[[0.0, 2.0, 1.0]], [[3.0, 0.0, 0.0]]], np.float32)
+    np.testing.assert_array_equal(decode(one_step).numpy(), crf(one_step).numpy())
+    assert decode(np.zeros((0, 0, NUM_TAGS), np.float32)).shape == (0, 0)
+    assert decode(np.zeros((2, 0, NUM_TAGS), np.float32)).shape == (2, 0)
+    np.testing.assert_allclose(nll(one_step, np.array([[1], [0]], np.int32)).numpy(),
+                               crf.negative_log_likelihood(one_step, np.array([[1], [0]])).numpy(), rtol=1e-6)
+
+
+def test_training_learns_transitions_by_gradient():
+    """Emissions say nothing; the data always alternate 0,1,0,1: only the transitions can learn that."""
+    crf = CRF(2)
+    emissions = tf.zeros((8, 6, 2))
+    tags = tf.constant([[0, 1, 0, 1, 0, 1]] * 8)
+    optimizer = keras.optimizers.Adam(0.1)
+    crf.build(emissions.shape)
+    for _ in range(50):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(crf.negative_log_likelihood(emissions, tags))
+        optimizer.apply_gradients(zip(tape.gradient(loss, crf.trainable_weights), crf.trainable_weights))
+    np.testing.assert_array_equal(crf(emissions).numpy(), tags.numpy())
+
+
+def test_config_round_trip_and_keras_save(tmp_path):
+    crf = CRF(4, transitions_initializer="random_normal", transitions_regularizer="l2", name="crf")
+    clone = CRF.from_config(crf.get_config())
+    assert clone.get_config() == crf.get_config()
+    inputs = keras.Input((None, 4))
+    model = keras.Model(inputs, crf(inputs))
+    x = np.random.default_rng(4).normal(size=(3, 7, 4)).astype(np.float32)
+    model.save(tmp_path / "crf.keras")
+    reloaded = keras.models.load_model(tmp_path / "crf.keras")
+    np.testing.assert_array_equal(reloaded(x).numpy(), model(x).numpy())
+    np.testing.assert_array_equal(reloaded.get_layer("crf").transitions.numpy(), crf.transitions.numpy())
+
+
+def test_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="num_tags"):
+        CRF(0)
+    with pytest.raises(ValueError, match="3 scores per step"):
+        CRF(3).build((None, None, 5))
+
+
+def test_decode_is_exportable(tmp_path):
+    crf = CRF(NUM_TAGS, transitions_initializer="random_normal")
+    fn = tf.function(lambda e, m: crf(e, mask=m), input_signature=[
+        tf.TensorSpec([None, None, NUM_TAGS], tf.float32), tf.TensorSpec([None, None], tf.bool)])
+    module = tf.Module()
+    module.crf, module.decode = crf, fn
+    tf.saved_model.save(module, str(tmp_path / "sm"))
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
+    e = np.random.default_rng(5).normal(size=(2, 4, NUM_TAGS)).astype(np.float32)
+    m = np.array([[True] * 4, [True, True, False, False]])
+    np.testing.assert_array_equal(loaded.decode(e, m).numpy(), crf(e, mask=m).numpy())

