@@ -1,0 +1,189 @@
+"""speech_ctc: config validation, model shapes and padding invariance, `.keras` round trip, the TFDS path, and an
+end-to-end smoke run (espeak-ng clips + real Tux Paint clips → train → evaluate → export → load without zoo).
+
+The end-to-end test needs the Debian packages ``espeak-ng`` (installed) and network access to a Debian mirror for
+``tuxpaint-stamps-default`` / ``sword-text-sparv`` (fetched into the zoo cache).
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from zoo import config
+from zoo.config import ConfigError
+from zoo.recipes.speech_ctc import data, model, train
+from zoo.recipes.speech_ctc.config import SAMPLE_RATE, SpeechConfig
+
+TINY_MODEL = {"num_mels": 20, "conv_filters": [4], "conv_time_strides": [2], "units": 16, "num_layers": 1,
+              "beam_width": 4}
+
+
+def tiny_config(tmp_path, **sections):
+    values = {"model": TINY_MODEL, "train": {"run_dir": str(tmp_path / "run"), "verbose": 0},
+              "export": {"base_dir": str(tmp_path / "saved_models")}}
+    for name, extra in sections.items():
+        values[name] = {**values.get(name, {}), **extra}
+    return config.from_dict(SpeechConfig, values)
+
+
+def tone_batch(lengths, seed=0):
+    """Right-padded batch of random chirps with silence (zeros) after each row's length."""
+    rng = np.random.default_rng(seed)
+    audio = np.zeros((len(lengths), max(lengths)), np.float32)
+    for row, n in zip(audio, lengths):
+        t = np.arange(n) / SAMPLE_RATE
+        row[:n] = 0.3 * np.sin(2 * np.pi * (200 + 300 * t) * t) + 0.05 * rng.standard_normal(n)
+    return audio, np.array(lengths, np.int32)
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("data", "source", "timit"), ("data", "alphabet", "abc"), ("data", "speech_rate", [300, 100]),
+    ("data", "real_train_percent", 95), ("model", "conv_time_strides", [2, 2, 2]), ("model", "cell", "transformer"),
+    ("model", "freq_mask_width", 80), ("train", "max_minutes", -1),
+])
+def test_config_rejects_bad_values_naming_them(section, key, value):
+    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+        config.from_dict(SpeechConfig, {section: {key: value}})
+
+
+def test_default_preset_loads():
+    cfg = config.load(SpeechConfig, "speech_ctc", [])
+    assert cfg.data.source == "tuxpaint_espeak" and cfg.train.max_minutes == 15
+
+
+def test_shapes_and_frame_count(tmp_path):
+    cfg = tiny_config(tmp_path)
+    acoustic = model.build_acoustic_model(cfg.model, len(cfg.data.alphabet) + 1)
+    audio, lengths = tone_batch([8000, 3001, 0])
+    out = acoustic({"audio": audio, "lengths": lengths})
+    frames = int(model.frame_count(8000, cfg.model))
+    assert out["logits"].shape == (3, frames, len(cfg.data.alphabet) + 1)
+    assert np.asarray(out["frame_lengths"]).tolist() == [frames, int(model.frame_count(3001, cfg.model)), 0]
+
+
+def test_padding_with_silence_does_not_change_the_shorter_transcript(tmp_path):
+    cfg = tiny_config(tmp_path)
+    acoustic = model.build_acoustic_model(cfg.model, len(cfg.data.alphabet) + 1)
+    audio, lengths = tone_batch([4000, 9000])
+    alone = model.transcribe(acoustic, audio[:1, :4000], lengths[:1], cfg.data.alphabet, 4)
+    padded = model.transcribe(acoustic, audio, lengths, cfg.data.alphabet, 4)
+    assert alone["greedy_transcript"].numpy()[0] == padded["greedy_transcript"].numpy()[0]
+    assert alone["transcript"].numpy()[0] == padded["transcript"].numpy()[0]
+    a = acoustic({"audio": audio[:1, :4000], "lengths": lengths[:1]})["logits"][0]
+    b = acoustic({"audio": audio, "lengths": lengths})["logits"][0, : a.shape[0]]
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_keras_round_trip(tmp_path):
+    cfg = tiny_config(tmp_path, model={"spec_augment": True})
+    acoustic = model.build_acoustic_model(cfg.model, len(cfg.data.alphabet) + 1)
+    path = tmp_path / "m.keras"
+    acoustic.save(path)
+    reloaded = keras.models.load_model(path)
+    audio, lengths = tone_batch([5000, 2000])
+    np.testing.assert_allclose(acoustic({"audio": audio, "lengths": lengths})["logits"],
+                               reloaded({"audio": audio, "lengths": lengths})["logits"], atol=1e-5)
+
+
+def test_spec_augment_masks_only_in_training():
+    layer = model.SpecAugment(freq_masks=2, freq_mask_width=5, time_masks=2, time_mask_width=5)
+    x = tf.ones((4, 30, 20))
+    np.testing.assert_array_equal(layer(x, training=False), x)
+    masked = np.asarray(layer(x, mask=tf.ones((4, 30), tf.bool), training=True))
+    assert 0 < (masked == 0).mean() < 0.9
+
+
+def test_text_normalisation():
+    out = data.normalize_text(tf.constant(["¡Una moneda «dime» ($0,10), é Isaac!"]), SpeechConfig().data.alphabet)
+    assert out.numpy()[0].decode() == "una moneda dime e isaac"
+
+
+@pytest.mark.parametrize("source", ["librispeech", "ljspeech"])
+def test_tfds_corpora_with_mock_data(tmp_path, source):
+    cfg = tiny_config(tmp_path, data={"source": source})
+    with tfds.testing.mock_data(num_examples=3):
+        ds = train.training_split(cfg, "train")
+        examples = list(ds.as_numpy_iterator())
+        assert len(list(data.load_split(cfg.data, "test_synthetic"))) == 0
+    for inputs, targets, real in examples:
+        assert real
+        assert inputs["audio"].dtype == np.float32 and inputs["audio"].ndim == 1
+        assert inputs["lengths"] == inputs["audio"].size
+        assert (targets["labels"] >= 1).all() and targets["label_lengths"] == targets["labels"].size
+
+
+def test_bad_split_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="split"):
+        data.load_split(tiny_config(tmp_path).data, "dev")
+
+
+SERVE_WITHOUT_ZOO = """
+import json, sys
+import numpy as np, tensorflow as tf
+assert "zoo" not in sys.modules
+served = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+batch = np.load(sys.argv[2])
+out = served(audio=tf.constant(batch["audio"]), lengths=tf.constant(batch["lengths"]))
+print(json.dumps({k: [t.decode() for t in out[k].numpy()] for k in ("transcript", "greedy_transcript")}))
+"""
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed (Debian package espeak-ng)")
+    tmp_path = tmp_path_factory.mktemp("speech_ctc")
+    cfg = tiny_config(tmp_path, data={"synthetic_clips": 24, "synthetic_eval_clips": 6, "max_real_clips": 24,
+                                      "bible_books": ["Jude"], "tfds_data_dir": str(tmp_path / "tfds")},
+                      train={"epochs": 1, "batch_size": 8})
+    return cfg, train.run(cfg)
+
+
+def test_end_to_end_smoke_run(smoke_run, tmp_path):
+    cfg, report = smoke_run
+    for split in ("test_synthetic", "test_real"):
+        metrics = report["metrics"][split]
+        assert metrics["examples"] > 0 and 0 <= metrics["cer_greedy"] and 0 <= metrics["cer_beam"]
+    assert report["training_clips"] > 24  # synthetic + repeated real clips
+    acoustic = keras.models.load_model(report["model"])
+    audio, lengths = tone_batch([SAMPLE_RATE, SAMPLE_RATE // 3])
+    expected = model.transcribe(acoustic, audio, lengths, cfg.data.alphabet, cfg.model.beam_width)
+    np.savez(tmp_path / "batch.npz", audio=audio, lengths=lengths)
+    result = subprocess.run([sys.executable, "-I", "-c", SERVE_WITHOUT_ZOO, report["saved_model"],
+                             str(tmp_path / "batch.npz")], cwd="/tmp", capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("transcript", "greedy_transcript"):
+        assert served[key] == [t.decode() for t in expected[key].numpy()]
+
+
+def test_served_model_handles_bad_inputs(smoke_run):
+    cfg, report = smoke_run
+    served = tf.saved_model.load(report["saved_model"]).signatures["serving_default"]
+
+    def answer(audio, lengths):
+        return served(audio=tf.constant(audio, tf.float32), lengths=tf.constant(lengths, tf.int32))
+
+    audio = np.zeros((5, SAMPLE_RATE), np.float32)  # silence
+    audio[1, ::7] = np.nan
+    audio[1, ::11] = np.inf
+    audio[2] = np.clip(10 * np.sin(np.arange(SAMPLE_RATE) / 5), -1, 1)  # clipped
+    audio[3] = 1e30  # absurd gain
+    out = answer(audio, [SAMPLE_RATE, SAMPLE_RATE, SAMPLE_RATE, SAMPLE_RATE, 0])
+    assert out["transcript"].shape == (5,) and out["transcript"].numpy()[4] == b""
+    assert np.isfinite(out["score"].numpy()[:4]).all()
+    assert answer(np.zeros((1, 0)), [0])["transcript"].numpy().tolist() == [b""]
+    too_long = int(cfg.data.max_input_seconds * SAMPLE_RATE) + 1
+    with pytest.raises(tf.errors.InvalidArgumentError, match="audio too long"):
+        answer(np.zeros((1, too_long)), [too_long])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="lengths must not exceed"):
+        answer(np.zeros((1, 100)), [101])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one entry per row"):
+        answer(np.zeros((2, 100)), [100])

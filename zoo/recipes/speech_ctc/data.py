@@ -1,0 +1,286 @@
+"""Speech data: real Spanish recordings of Tux Paint plus espeak-ng speech (offline default), or TFDS corpora.
+
+Real speech: the Debian package ``tuxpaint-stamps-default`` holds spoken descriptions of the stamps recorded by
+people, ``stamps/**/NAME_desc_es.ogg``, transcribed on the ``es.utf8=`` line of ``NAME.txt`` (890 Spanish clips,
+~1.7 s each, 44.1 kHz stereo Ogg Vorbis). The 43 transcripts with digits are dropped (how the speaker read "$0,10"
+is unknown). Clips are split by a CRC32 hash of the stamp path: ``data.real_train_percent`` train,
+``data.real_validation_percent`` validation, the rest ``test_real``, never trained on.
+
+Synthetic speech: ``espeak-ng`` (Debian) reads short Spanish sentences — verses of the Reina-Valera 1909 Bible
+(Debian ``sword-text-sparv``, read with ``pysword``) cut at punctuation, plus the transcripts of the real *training*
+clips — with a random voice variant (``es`` or ``es-419`` + one of ~100 variants), speed, pitch, noise, gain and
+leading/trailing silence. Every ``data.held_out_voice_every``-th variant and 10 % of the Bible sentences (by hash)
+are kept for ``test_synthetic``; validation uses training voices on the held-out validation sentences.
+
+The splits are written once by a TFDS builder whose config name is a digest of the generation settings, so changing a
+setting generates a new copy and an unchanged one is read from the cache. All audio is 16 kHz mono.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import io
+import json
+import re
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from scipy.signal import resample_poly
+
+from zoo.data import fetch
+from zoo.recipes.speech_ctc.config import SAMPLE_RATE, DataConfig
+
+TUXPAINT_DEB = ("tuxpaint-stamps-default", "2022.06.04-1",
+                "6db6c1bfc870a47f1499d6203b083522eacb57c5f9c87d468f2e92eb6d9d5f34")
+SPARV_DEB = ("sword-text-sparv", "2.60-1", "5c87f9b2bc97457e8a872f5bae7ea7ce59cb3de1dcee73e4d4740451863694cf")
+SPARV_MODULE = "spaRV1909eb"
+LANGUAGE = "es"
+ESPEAK_BASE_VOICES = ("es", "es-419")
+SPLITS = ("train", "validation", "test_real", "test_synthetic")
+
+
+def _hash_percent(key: str) -> int:
+    return zlib.crc32(key.encode()) % 100
+
+
+def normalize_text(text, alphabet: str):
+    """Lower-cases, maps characters outside ``alphabet`` to spaces and collapses spaces (tf string tensor op)."""
+    text = tf.strings.lower(text, encoding="utf-8")
+    # The 1909 orthography writes the words "a", "e", "o", "u" with accents; nobody hears them.
+    for accented, plain in (("á", "a"), ("é", "e"), ("ó", "o"), ("ú", "u")):
+        text = tf.strings.regex_replace(text, rf"(^|[^\pL]){accented}([^\pL]|$)", rf"\1{plain}\2")
+    escaped = "".join("\\" + c if c in r"\^-]['" else c for c in alphabet)
+    text = tf.strings.regex_replace(text, f"[^{escaped}]+", " ")
+    return tf.strings.strip(tf.strings.regex_replace(text, " +", " "))
+
+
+def resample(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Mono float32 audio at ``SAMPLE_RATE`` (polyphase filter, scipy)."""
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1)
+    if rate != SAMPLE_RATE:
+        g = np.gcd(rate, SAMPLE_RATE)
+        audio = resample_poly(audio, SAMPLE_RATE // g, rate // g)
+    return audio.astype(np.float32)
+
+
+def read_audio(path_or_file) -> np.ndarray:
+    """Any format libsndfile reads (WAV, FLAC, Ogg Vorbis, ...) as 16 kHz mono float32."""
+    audio, rate = soundfile.read(path_or_file, dtype="float32", always_2d=False)
+    return resample(audio, rate)
+
+
+def real_clips(lang: str = LANGUAGE) -> list[tuple[str, Path, str]]:
+    """(key, ogg path, transcript) of every Tux Paint recording in ``lang`` whose transcript has no digits."""
+    root = fetch.debian_package(*TUXPAINT_DEB) / "usr/share/tuxpaint/stamps"
+    clips = []
+    for ogg in sorted(root.rglob(f"*_desc_{lang}.ogg")):
+        txt = ogg.with_name(ogg.name[: -len(f"_desc_{lang}.ogg")] + ".txt")
+        lines = txt.read_text(encoding="utf-8", errors="replace").splitlines() if txt.is_file() else []
+        transcript = next((line.split("=", 1)[1].strip() for line in lines if line.startswith(f"{lang}.utf8=")), "")
+        if transcript and not re.search(r"\d", transcript):
+            clips.append((str(ogg.relative_to(root)), ogg, transcript))
+    return clips
+
+
+def real_split(key: str, cfg: DataConfig) -> str:
+    bucket = _hash_percent(key)
+    if bucket < cfg.real_train_percent:
+        return "train"
+    return "validation" if bucket < cfg.real_train_percent + cfg.real_validation_percent else "test_real"
+
+
+def bible_sentences(books: list[str], max_words: int) -> list[str]:
+    """Distinct Spanish phrases of 2 to ``max_words`` words: SpaRV verses cut at punctuation, no digits."""
+    from pysword.modules import SwordModules
+
+    modules = SwordModules(str(fetch.debian_package(*SPARV_DEB) / "usr/share/sword"))
+    modules.parse_modules()
+    bible = modules.get_bible_from_module(SPARV_MODULE)
+    phrases = set()
+    for book in books:
+        for verse in bible.get(books=[book], clean=True, join="\n").splitlines():
+            for phrase in re.split(r"[.,;:!?¿¡()«»\"]+", verse):
+                words = phrase.split()
+                if 2 <= len(words) <= max_words and not re.search(r"\d", phrase):
+                    phrases.add(" ".join(words))
+    return sorted(phrases)
+
+
+def sentence_split(sentence: str) -> str:
+    bucket = _hash_percent("sentence:" + sentence)
+    return "test_synthetic" if bucket < 10 else ("validation" if bucket < 15 else "train")
+
+
+def espeak_variants() -> list[str]:
+    """Names of the installed espeak-ng voice variants (``es+NAME``), sorted."""
+    out = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True, check=True).stdout
+    return sorted({token[3:] for line in out.splitlines() for token in line.split() if token.startswith("!v/")})
+
+
+def voice_split(variants: list[str], every: int) -> tuple[list[str], list[str]]:
+    """(training variants, held-out variants): every ``every``-th variant by name is held out."""
+    return ([v for i, v in enumerate(variants) if i % every], [v for i, v in enumerate(variants) if not i % every])
+
+
+def synthesize(text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
+    """``text`` read by espeak-ng as 16 kHz mono float32."""
+    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "--stdout", text],
+                         capture_output=True, check=True).stdout
+    return read_audio(io.BytesIO(wav))
+
+
+def degrade(audio: np.ndarray, rng: np.random.Generator, cfg: DataConfig) -> np.ndarray:
+    """Random leading/trailing silence, white or brown noise at a random SNR, random gain, clipping at ±1."""
+    pad = rng.integers(0, SAMPLE_RATE // 3, size=2)
+    audio = np.pad(audio, pad)
+    noise = rng.standard_normal(audio.size).astype(np.float32)
+    if rng.random() < 0.5:  # brown noise: rumble rather than hiss
+        noise = np.cumsum(noise)
+        noise -= np.linspace(noise[0], noise[-1], noise.size)
+    signal_power = np.mean(audio**2) + 1e-12
+    snr = rng.uniform(*cfg.snr_db)
+    noise *= np.sqrt(signal_power / (np.mean(noise**2) + 1e-12) / 10 ** (snr / 10))
+    gain = 10 ** (rng.uniform(*cfg.gain_db) / 20) / (np.abs(audio).max() + 1e-9)
+    return np.clip((audio + noise) * gain, -1.0, 1.0).astype(np.float32)
+
+
+def _synthetic_job(args):
+    text, voice, rate, pitch, seed, cfg = args
+    return degrade(synthesize(text, voice, rate, pitch), np.random.default_rng(seed), cfg)
+
+
+def _to_int16(audio: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
+
+
+def generation_settings(cfg: DataConfig) -> dict:
+    """The settings that determine the generated data (their digest names the TFDS config)."""
+    keys = ("alphabet", "synthetic_clips", "synthetic_eval_clips", "held_out_voice_every", "max_real_clips",
+            "real_train_percent",
+            "real_validation_percent", "bible_books", "max_words", "speech_rate", "pitch", "snr_db", "gain_db")
+    return {k: getattr(cfg, k) for k in keys}
+
+
+class TuxpaintEspeakSpeech(tfds.core.GeneratorBasedBuilder):
+    """TFDS builder: real Tux Paint recordings and espeak-ng speech, splits ``train``, ``validation``,
+    ``test_real``, ``test_synthetic`` (see the module docstring)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Spanish; hashed real-clip split, held-out espeak-ng voices and sentences."}
+
+    def __init__(self, *, settings: DataConfig, **kwargs):
+        self.settings = settings
+        digest = hashlib.sha256(json.dumps(generation_settings(settings), sort_keys=True).encode()).hexdigest()[:12]
+        super().__init__(config=tfds.core.BuilderConfig(name=f"{LANGUAGE}_{digest}"), **kwargs)
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=__doc__,
+            features=tfds.features.FeaturesDict({
+                "audio": tfds.features.Audio(shape=(None,), dtype=np.int16, sample_rate=SAMPLE_RATE),
+                "text": tfds.features.Text(),
+                "real": tfds.features.Scalar(dtype=np.bool_),
+                "voice": tfds.features.Text(),
+            }),
+            homepage="https://tuxpaint.org/ and https://github.com/espeak-ng/espeak-ng",
+            metadata=tfds.core.MetadataDict(settings=generation_settings(self.settings)),
+        )
+
+    def _split_generators(self, dl_manager):
+        cfg = self.settings
+        clips = real_clips()[: cfg.max_real_clips or None]
+        sentences = bible_sentences(cfg.bible_books, cfg.max_words)
+        train_voices, test_voices = voice_split(espeak_variants(), cfg.held_out_voice_every)
+        by_split = {s: [t for t in sentences if sentence_split(t) == s] for s in SPLITS}
+        # The real training clips' transcripts are read by espeak-ng too: the same kind of phrase as the test.
+        by_split["train"] += [t for key, _, t in clips if real_split(key, cfg) == "train"]
+        plan = {
+            "train": (by_split["train"], train_voices, cfg.synthetic_clips),
+            "validation": (by_split["validation"], train_voices, cfg.synthetic_eval_clips),
+            "test_synthetic": (by_split["test_synthetic"], test_voices, cfg.synthetic_eval_clips),
+            "test_real": ([], [], 0),
+        }
+        return {split: self._generate_examples(split, clips, *plan[split]) for split in SPLITS}
+
+    def _generate_examples(self, split, clips, sentences, voices, num_synthetic):
+        cfg = self.settings
+        for key, path, transcript in clips:
+            if real_split(key, cfg) == split:
+                yield f"real/{key}", {"audio": _to_int16(read_audio(path)), "text": transcript, "real": True,
+                                      "voice": "human"}
+        rng = np.random.default_rng(zlib.crc32(split.encode()))
+        jobs = []
+        for i in range(num_synthetic):
+            voice = f"{rng.choice(ESPEAK_BASE_VOICES)}+{rng.choice(voices)}"
+            sentence = str(rng.choice(sentences))
+            rate = int(rng.integers(cfg.speech_rate[0], cfg.speech_rate[1] + 1))
+            pitch = int(rng.integers(cfg.pitch[0], cfg.pitch[1] + 1))
+            jobs.append((sentence, voice, rate, pitch, int(rng.integers(2**31)), cfg))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:  # espeak-ng runs as subprocesses
+            for start in range(0, len(jobs), 64):
+                chunk = jobs[start:start + 64]
+                for i, audio in enumerate(pool.map(_synthetic_job, chunk), start):
+                    text, voice = chunk[i - start][:2]
+                    yield f"synthetic/{i}", {"audio": _to_int16(audio), "text": text, "real": False, "voice": voice}
+
+
+def _data_dir(cfg: DataConfig) -> str:
+    return cfg.tfds_data_dir or str(fetch.cache_dir() / "tfds")
+
+
+def _as_float(audio):
+    return tf.cast(audio, tf.float32) / 32768.0
+
+
+def load_tuxpaint_espeak(cfg: DataConfig, split: str) -> tf.data.Dataset:
+    builder = TuxpaintEspeakSpeech(settings=cfg, data_dir=_data_dir(cfg))
+    builder.download_and_prepare()
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+    return ds.map(lambda ex: {"audio": _as_float(ex["audio"]), "text": ex["text"], "real": ex["real"]})
+
+
+def _resample_tf(audio, rate: int):
+    out = tf.numpy_function(lambda a: resample(a, rate), [audio], tf.float32, stateful=False)
+    return tf.ensure_shape(out, [None])
+
+
+def load_tfds_corpus(cfg: DataConfig, split: str) -> tf.data.Dataset:
+    """LibriSpeech (16 kHz) or LJSpeech (22.05 kHz, resampled) through TFDS; both test splits are ``test_real``."""
+    if cfg.source == "librispeech":
+        tfds_split = {"train": "train_clean100", "validation": "dev_clean"}.get(split, "test_clean")
+        rate, text_key = 16000, "text"
+    else:
+        tfds_split = {"train": "train[:90%]", "validation": "train[90%:95%]"}.get(split, "train[95%:]")
+        rate, text_key = 22050, "text_normalized"
+    ds = tfds.load(cfg.source, split=tfds_split, data_dir=_data_dir(cfg), shuffle_files=False)
+
+    def convert(ex):
+        audio = _as_float(ex["speech"])
+        return {"audio": audio if rate == SAMPLE_RATE else _resample_tf(audio, rate), "text": ex[text_key],
+                "real": tf.constant(True)}
+
+    return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
+    """Examples ``{"audio": float32 (samples,) at 16 kHz, "text": normalised transcript, "real": bool}``.
+
+    ``split`` is one of ``SPLITS``; TFDS corpora have no synthetic test, so ``test_synthetic`` is empty there.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if cfg.source == "tuxpaint_espeak":
+        ds = load_tuxpaint_espeak(cfg, split)
+    else:
+        ds = load_tfds_corpus(cfg, split)
+        if split == "test_synthetic":
+            ds = ds.take(0)
+    return ds.map(lambda ex: {**ex, "text": normalize_text(ex["text"], cfg.alphabet)})
