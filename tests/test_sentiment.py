@@ -199,3 +199,15 @@ def test_rerun_reuses_trained_members_and_exports_next_version(trained):
     assert again["epochs_run"] == []  # nothing retrained: both members were finished
     assert again["metrics"] == report["metrics"]
     assert os.path.basename(again["saved_model"]) == "2"
+
+
+@pytest.mark.slow
+def test_trainer_that_sees_a_gpu_exports_from_a_cpu_only_subprocess(trained, monkeypatch):
+    cfg, report, _ = trained
+    monkeypatch.setattr(export, "gpus_visible", lambda: True)  # as in a GPU trainer: hand the export to a subprocess
+    version = export.export_model("sentiment", report["model"], cfg)
+    assert version.is_dir() and int(version.name) > 1
+    assert not any(op.startswith("Cudnn") for op in export.graph_ops(version))
+    served = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(TEXTS))
+    expected = tf.saved_model.load(report["saved_model"]).signatures["serving_default"](text=tf.constant(TEXTS))
+    np.testing.assert_allclose(served["probabilities"], expected["probabilities"], atol=1e-6)
