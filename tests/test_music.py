@@ -1,0 +1,267 @@
+"""The music recipe: encodings, model contract, in-graph sampling, MIDI files and a real end-to-end run."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo import config
+from zoo.config import ConfigError
+from zoo.recipes.music import data, model, train
+from zoo.recipes.music.config import MusicConfig
+
+TINY = {"data": {"max_pieces": 8, "max_generate_steps": 32, "max_seed_steps": 16, "max_batch_size": 4},
+        "model": {"units": 16, "embedding_dim": 8, "dropout": 0.0},
+        "generate": {"num_samples": 2, "num_steps": 12, "seed_steps": 4},
+        "train": {"epochs": 1, "batch_size": 4, "verbose": 0}}
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory):
+    """A few chorales parsed once for the whole session."""
+    return str(tmp_path_factory.mktemp("music_tfds"))
+
+
+def tiny_cfg(tfds_dir, representation="roll", **sections):
+    values = {k: dict(v) for k, v in TINY.items()}
+    values["data"].update(tfds_data_dir=tfds_dir, representation=representation)
+    for name, overrides in sections.items():
+        values.setdefault(name, {}).update(overrides)
+    return config.from_dict(MusicConfig, values)
+
+
+@pytest.fixture(scope="session")
+def nets(tfds_dir):
+    """An untrained model and its generate function per representation (tracing is the slow part)."""
+    keras.utils.set_random_seed(0)
+    result = {}
+    variants = {"roll": ("roll", {}), "events": ("events", {}),
+                "roll_gru_residual": ("roll", {"cell": "gru", "num_layers": 2, "residual": True, "embedding_dim": 16})}
+    for name, (representation, model_overrides) in variants.items():
+        cfg = tiny_cfg(tfds_dir, representation, model=model_overrides)
+        net = model.build_model(cfg)
+        result[name] = (cfg, net, model.make_generate_fn(net, cfg))
+    return result
+
+
+def call(fn, seed, num_steps=8, temperature=1.0, top_k=0, random_seed=1):
+    out = fn(tf.constant(seed, tf.int32), tf.constant(num_steps, tf.int32), tf.constant(temperature, tf.float32),
+             tf.constant(top_k, tf.int32), tf.constant(random_seed, tf.int64))
+    return next(iter(out.values())).numpy()
+
+
+def empty_seed(cfg, batch=2):
+    return np.zeros((batch, 0, cfg.data.num_pitches) if cfg.data.representation == "roll" else (batch, 0), np.int32)
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"data": {"representation": "midi"}}, "data.representation"),
+    ({"data": {"source": "nottingham"}}, "data.source"),
+    ({"data": {"low_pitch": 90, "high_pitch": 60}}, "low_pitch"),
+    ({"data": {"max_steps": 1}}, "data.max_steps"),
+    ({"model": {"cell": "transformer"}}, "model.cell"),
+    ({"generate": {"temperature": -1.0}}, "generate.temperature"),
+    ({"generate": {"num_steps": 5000}}, "generate.num_steps"),
+])
+def test_config_rejects_bad_values_by_name(overrides, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        config.from_dict(MusicConfig, overrides)
+
+
+def test_default_preset_loads():
+    cfg = config.load(MusicConfig, "music", [])
+    assert (cfg.data.source, cfg.data.representation, cfg.data.num_pitches) == ("jsb", "roll", 88)
+
+
+def test_encodings_and_their_inverses():
+    cfg = config.from_dict(MusicConfig, data={"steps_per_quarter": 2, "low_pitch": 48, "high_pitch": 84}).data
+    # (pitch, start, end, part) in quarters: a C-E chord in part 0 over a G in part 1, a rest, then a short D.
+    # A passing F between two grid instants and a note below the range are dropped.
+    notes = np.array([[60, 0, 1, 0], [64, 0, 1.5, 0], [55, 0, 2, 1], [62, 2.5, 2.75, 0], [30, 0, 1, 1],
+                      [65, 1.6, 1.9, 1]], np.float32)
+    roll = data.to_roll(notes, cfg)
+    assert roll.shape == (6, 37) and roll.dtype == np.uint8
+    assert roll[:, 60 - 48].tolist() == [1, 1, 0, 0, 0, 0] and roll[:, 55 - 48].tolist() == [1, 1, 1, 1, 0, 0]
+    assert roll[5, 62 - 48] == 1 and roll.sum() == 2 + 3 + 4 + 1  # a short note on an instant keeps its step
+    events = data.to_events(notes, cfg)  # top part, highest note of the chord
+    on = lambda p: data.FIRST_PITCH_TOKEN + p - 48  # noqa: E731
+    assert events.tolist() == [on(64), data.HOLD, data.HOLD, data.NOTE_OFF, data.HOLD, on(62), data.NOTE_OFF]
+    back = data.events_to_roll(events, cfg)
+    assert back[:3, 64 - 48].tolist() == [1, 1, 1] and back[3:5].sum() == 0 and back[5, 62 - 48] == 1
+    assert data.roll_notes(back, cfg, data.event_onsets(events, cfg)) == [(64, 0, 3), (62, 5, 6)]
+
+
+def test_split_is_by_piece_deterministic_and_disjoint():
+    ids = [f"bwv{i}" for i in range(50)]
+    first, again = data.assign_splits(ids), data.assign_splits(list(reversed(ids)))
+    assert first == again
+    counts = {s: sum(v == s for v in first.values()) for s in data.SPLITS}
+    assert counts == {"train": 40, "validation": 5, "test": 5}
+
+
+def test_key_normalisation_moves_a_g_major_scale_to_c():
+    scale = [67, 69, 71, 72, 74, 76, 78, 79, 74, 71, 67]
+    notes = np.array([[p, i, i + 1, 0] for i, p in enumerate(scale)], np.float32)
+    assert sorted({int(p) % 12 for p in data.to_c(notes)[:, 0]}) == [0, 2, 4, 5, 7, 9, 11]
+
+
+@pytest.mark.parametrize("representation", ["roll", "events"])
+def test_transposition_only_in_training_and_keeps_notes_in_range(tfds_dir, representation):
+    cfg = tiny_cfg(tfds_dir, representation, data={"transpose": 6})
+    sequence = data.sequences(cfg.data, "train")[0]
+    evaluation = data.to_example(cfg.data, training=False)(tf.constant(sequence))
+    np.testing.assert_array_equal(evaluation[1], sequence)
+    shifted = [data.to_example(cfg.data, training=True)(tf.constant(sequence))[1].numpy() for _ in range(8)]
+    if representation == "roll":
+        assert all(s.sum() == sequence.sum() for s in shifted)  # nothing wrapped around or fell off
+    else:
+        assert all(((s >= data.FIRST_PITCH_TOKEN) == (sequence >= data.FIRST_PITCH_TOKEN)).all() for s in shifted)
+    assert any((s != sequence).any() for s in shifted)
+
+
+@pytest.mark.parametrize("representation", ["roll", "events"])
+def test_shapes_and_masking_invariance(nets, representation):
+    cfg, net, _ = nets[representation]
+    example = data.to_example(cfg.data, training=False)
+    rng = np.random.default_rng(0)
+    if representation == "roll":
+        sequence = (rng.random((7, cfg.data.num_pitches)) < 0.05).astype(np.uint8)
+    else:
+        sequence = rng.integers(data.NOTE_OFF, data.vocab_size(cfg.data), 7).astype(np.int32)
+    inputs = example(tf.constant(sequence))[0]["inputs"]
+    alone = net({"inputs": inputs[None], "lengths": tf.constant([7])}).numpy()
+    assert alone.shape == (1, 7, model.output_width(cfg))
+    padded = tf.concat([inputs, tf.ones_like(inputs)[:5] * (2 if representation == "events" else 1)], 0)[None]
+    in_batch = net({"inputs": tf.concat([padded, padded], 0), "lengths": tf.constant([7, 12])}).numpy()
+    np.testing.assert_allclose(in_batch[0, :7], alone[0], atol=1e-5)  # padding content cannot leak in
+
+
+def test_keras_round_trip(nets, tmp_path):
+    cfg, net, _ = nets["roll"]
+    inputs = {"inputs": tf.random.uniform((2, 5, model.input_width(cfg))), "lengths": tf.constant([5, 3])}
+    net.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(reloaded(inputs).numpy(), net(inputs).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("representation", ["roll", "events"])
+def test_sampling_is_reproducible_and_seed_dependent(nets, representation):
+    cfg, _, fn = nets[representation]
+    a, b = call(fn, empty_seed(cfg), random_seed=3), call(fn, empty_seed(cfg), random_seed=3)
+    np.testing.assert_array_equal(a, b)
+    assert (call(fn, empty_seed(cfg), random_seed=4) != a).any()
+    assert a.shape[:2] == (2, 8)
+
+
+@pytest.mark.parametrize("variant", ["roll", "events", "roll_gru_residual"])
+def test_low_temperature_is_greedy_and_matches_teacher_forcing(nets, variant):
+    """Sampling at temperature → 0 gives the greedy continuation, and stepping the cells inside the loop agrees
+    with the full-sequence forward pass on it (residuals and stacked layers included)."""
+    cfg, net, fn = nets[variant]
+    representation = cfg.data.representation
+    greedy = call(fn, empty_seed(cfg, 1), num_steps=10, temperature=0.0)
+    np.testing.assert_array_equal(call(fn, empty_seed(cfg, 1), num_steps=10, temperature=1e-6, random_seed=9), greedy)
+    inputs = data.to_example(cfg.data, training=False)(tf.constant(greedy[0]))[0]["inputs"]
+    logits = net({"inputs": inputs[None], "lengths": tf.constant([10])}).numpy()[0]
+    if representation == "roll":
+        np.testing.assert_array_equal((logits > 0).astype(np.int32), greedy[0])
+    else:
+        logits[:, :data.NOTE_OFF] = -np.inf
+        np.testing.assert_array_equal(logits.argmax(-1), greedy[0])
+
+
+def test_top_k_limits_the_pitches_of_a_frame(nets):
+    cfg, _, fn = nets["roll"]
+    roll = call(fn, empty_seed(cfg), num_steps=6, temperature=50.0, top_k=2)  # near-uniform, so many would sound
+    assert roll.sum(axis=-1).max() <= 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_steps": 33}, "num_steps must be <= 32"),
+    ({"num_steps": -1}, "num_steps must be >= 0"),
+    ({"temperature": -0.5}, "temperature must be finite and >= 0"),
+    ({"temperature": float("nan")}, "temperature must be finite and >= 0"),
+    ({"temperature": float("inf")}, "temperature must be finite and >= 0"),
+    ({"top_k": -2}, "top_k must be >= 0"),
+])
+def test_bad_requests_are_invalid_arguments(nets, kwargs, message):
+    cfg, _, fn = nets["roll"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        call(fn, empty_seed(cfg, 1), **kwargs)
+
+
+@pytest.mark.parametrize("representation, seed, message", [
+    ("roll", np.full((1, 2, 88), 2), "seed: values must be in"),
+    ("roll", np.zeros((1, 17, 88)), "seed: at most 16 steps"),
+    ("roll", np.zeros((5, 1, 88)), "seed: at most 4 seeds"),
+    ("roll", np.zeros((0, 1, 88)), "at least one seed"),
+    ("events", np.full((1, 3), data.START), "seed: values must be in"),
+])
+def test_bad_seeds_are_invalid_arguments(nets, representation, seed, message):
+    _, _, fn = nets[representation]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        call(fn, seed.astype(np.int32))
+
+
+def test_midi_round_trip_of_a_corpus_piece(tfds_dir, tmp_path):
+    import music21
+    import pretty_midi
+
+    cfg = tiny_cfg(tfds_dir, data={"steps_per_quarter": 4})
+    _, notes = data.load_pieces(cfg.data, "train")[0]
+    roll = data.to_roll(notes, cfg.data)
+    path = data.write_midi(data.roll_notes(roll, cfg.data), tmp_path / "piece.mid", cfg.data, tempo_bpm=100)
+    reread = pretty_midi.PrettyMIDI(str(path))
+    steps_per_second = 100 / 60 * cfg.data.steps_per_quarter
+    np.testing.assert_array_equal(
+        (reread.get_piano_roll(fs=steps_per_second)[cfg.data.low_pitch:cfg.data.high_pitch + 1].T > 0)[:len(roll)],
+        roll.astype(bool))
+    np.testing.assert_array_equal(data.to_roll(data.score_notes(music21.converter.parse(path)), cfg.data), roll)
+
+
+def test_end_to_end_train_evaluate_generate_export(tfds_dir, tmp_path):
+    import music21
+    import pretty_midi
+
+    cfg = tiny_cfg(tfds_dir, train={"run_dir": str(tmp_path / "run")}, export={"base_dir": str(tmp_path / "export")})
+    report = train.run(cfg)
+    assert 0 < report["metrics"]["nll"] < cfg.data.num_pitches  # better than nothing-learnt log 2 per pitch
+    assert 0 <= report["samples"]["pitch_class_distance"] <= 1
+    for mid in report["samples"]["files"]:
+        assert pretty_midi.PrettyMIDI(mid).instruments and music21.converter.parse(mid).highestTime > 0
+        assert (tmp_path / "run" / "samples" / mid.rsplit("/", 1)[-1].replace(".mid", ".png")).is_file()
+
+    seed = np.zeros((2, 3, cfg.data.num_pitches), np.int32)
+    seed[:, :, 39] = 1
+    np.save(tmp_path / "seed.npy", seed)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["zoo"] = None  # the served model must not need the zoo
+        try:
+            import zoo
+            raise SystemExit("zoo importable")
+        except ImportError:
+            pass
+        import numpy as np, tensorflow as tf
+        serve = tf.saved_model.load({report['saved_model']!r}).signatures["serving_default"]
+        out = serve(seed=tf.constant(np.load({str(tmp_path / 'seed.npy')!r})), num_steps=tf.constant(9),
+                    temperature=tf.constant(0.8), top_k=tf.constant(5), random_seed=tf.constant(11, tf.int64))
+        np.save({str(tmp_path / 'served.npy')!r}, out["roll"].numpy())
+        try:
+            serve(seed=tf.constant(np.load({str(tmp_path / 'seed.npy')!r})), num_steps=tf.constant(10**6),
+                  temperature=tf.constant(1.0), top_k=tf.constant(0), random_seed=tf.constant(1, tf.int64))
+        except tf.errors.InvalidArgumentError as e:
+            print("REJECTED", "num_steps must be <=" in str(e))
+    """)
+    result = subprocess.run([sys.executable, "-I", "-c", script], cwd="/tmp", capture_output=True, text=True,
+                            env={"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "REJECTED True" in result.stdout
+    in_memory = train.generate(keras.models.load_model(report["model"]), cfg, seed, 9, 0.8, 5, 11)
+    np.testing.assert_array_equal(np.load(tmp_path / "served.npy"), in_memory)
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["saved_model"] == report["saved_model"]

@@ -1,0 +1,202 @@
+"""Train, evaluate frame NLL on held-out pieces, generate MIDI with musical statistics, save and export."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo import export, training
+from zoo.data.pipeline import bucket_boundaries, bucketed_batches
+from zoo.recipes.music import data, model
+from zoo.recipes.music.config import MusicConfig
+
+RECIPE = "music"
+
+
+def make_datasets(cfg: MusicConfig):
+    """Length-bucketed train (transposed at random) and validation datasets of (inputs, targets, weights)."""
+    train_seqs = data.sequences(cfg.data, "train", cfg.train.max_train_examples)
+    val_seqs = data.sequences(cfg.data, "validation", cfg.train.max_eval_examples)
+    boundaries = bucket_boundaries([len(s) for s in train_seqs], cfg.data.num_buckets)
+    length_fn = lambda inputs, *_: inputs["lengths"]  # noqa: E731
+    train_ds = data.dataset(train_seqs, cfg.data).cache()
+    train_ds = train_ds.shuffle(len(train_seqs), seed=cfg.train.seed, reshuffle_each_iteration=True)
+    train_ds = train_ds.map(data.to_example(cfg.data, training=True), num_parallel_calls=tf.data.AUTOTUNE)
+    val_ds = data.dataset(val_seqs, cfg.data).map(data.to_example(cfg.data, training=False)).cache()
+    train_ds = bucketed_batches(train_ds, length_fn, cfg.train.batch_size, boundaries)
+    val_ds = bucketed_batches(val_ds, length_fn, cfg.train.batch_size, boundaries)
+    return train_ds.prefetch(tf.data.AUTOTUNE), val_ds.prefetch(tf.data.AUTOTUNE), len(train_seqs)
+
+
+def step_nll(net: keras.Model, cfg: MusicConfig, sequences: list[np.ndarray], batch_size: int = 32):
+    """Per-step NLL (nats) of every sequence, each a `(steps,)` array; step 0 is the prediction from the start step."""
+    to_example = data.to_example(cfg.data, training=False)
+    order = np.argsort([len(s) for s in sequences])  # batches of similar length pad little
+    result = [None] * len(sequences)
+    for i in range(0, len(order), batch_size):
+        batch = [to_example(tf.constant(sequences[j])) for j in order[i:i + batch_size]]
+        steps = max(len(s) for s in (sequences[j] for j in order[i:i + batch_size]))
+        pad = lambda t: tf.pad(t, [[0, steps - tf.shape(t)[0]]] + [[0, 0]] * (t.shape.rank - 1))  # noqa: E731
+        inputs = {"inputs": tf.stack([pad(b[0]["inputs"]) for b in batch]),
+                  "lengths": tf.stack([b[0]["lengths"] for b in batch])}
+        targets = tf.stack([pad(b[1]) for b in batch])
+        logits = net(inputs, training=False)
+        if cfg.data.representation == "roll":
+            nll = model.FrameNLL().call(targets, logits)
+        else:
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+        for row, j in enumerate(order[i:i + batch_size]):
+            result[j] = nll[row, :len(sequences[j])].numpy()
+    return result
+
+
+def evaluate(net: keras.Model, cfg: MusicConfig, split: str = "test") -> dict:
+    """Held-out NLL in nats per step, averaged over all steps of all pieces (as Bai et al.'s evaluation).
+
+    ``nll`` leaves out each piece's first step, like the published tables (they predict frames 2..T from the
+    frames before); ``nll_with_first_step`` includes the prediction from the start step.
+    """
+    sequences = data.sequences(cfg.data, split, cfg.train.max_eval_examples)
+    per_step = step_nll(net, cfg, sequences)
+    return {
+        "split": split,
+        "pieces": len(sequences),
+        "steps": int(sum(len(s) for s in sequences)),
+        "nll": float(np.concatenate([s[1:] for s in per_step]).mean()),
+        "nll_with_first_step": float(np.concatenate(per_step).mean()),
+    }
+
+
+def generate(net: keras.Model, cfg: MusicConfig, seed: np.ndarray, num_steps: int, temperature: float,
+             top_k: int, random_seed: int) -> np.ndarray:
+    """The served sampler, run in this process: the continuation of each seed (see ``model.make_generate_fn``)."""
+    fn = model.make_generate_fn(net, cfg)
+    out = fn(tf.constant(seed, tf.int32), tf.constant(num_steps, tf.int32), tf.constant(temperature, tf.float32),
+             tf.constant(top_k, tf.int32), tf.constant(random_seed, tf.int64))
+    return next(iter(out.values())).numpy()
+
+
+def as_roll(sequence: np.ndarray, cfg: MusicConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    """A roll and its note onsets (None for a plain roll) of either representation."""
+    if cfg.data.representation == "roll":
+        return sequence.astype(np.uint8), None
+    return data.events_to_roll(sequence, cfg.data), data.event_onsets(sequence, cfg.data)
+
+
+def music_stats(rolls: list[tuple[np.ndarray, np.ndarray | None]], cfg: MusicConfig) -> dict:
+    """Pitch-class histogram (over sounding steps), polyphony (pitches per non-silent step), note density (notes
+    started per step) and the fraction of silent steps."""
+    histogram, sounding, silent, notes, steps = np.zeros(12), 0, 0, 0, 0
+    for roll, onsets in rolls:
+        pitch_steps = roll.sum(axis=0)
+        for p, n in enumerate(pitch_steps):
+            histogram[(cfg.data.low_pitch + p) % 12] += n
+        active = roll.sum(axis=1)
+        sounding += active.sum()
+        silent += int((active == 0).sum())
+        notes += len(data.roll_notes(roll, cfg.data, onsets))
+        steps += len(roll)
+    non_silent = steps - silent
+    return {
+        "pitch_class_histogram": (histogram / max(histogram.sum(), 1)).round(4).tolist(),
+        "polyphony": float(sounding / max(non_silent, 1)),
+        "note_density": float(notes / max(steps, 1)),
+        "silent_fraction": float(silent / max(steps, 1)),
+    }
+
+
+def compare_stats(generated: dict, reference: dict) -> dict:
+    """Total-variation distance (0 = same, 1 = disjoint) between pitch-class histograms, and the other statistics
+    side by side."""
+    distance = 0.5 * np.abs(np.array(generated["pitch_class_histogram"]) -
+                            np.array(reference["pitch_class_histogram"])).sum()
+    return {"pitch_class_distance": float(distance), "generated": generated, "held_out": reference}
+
+
+def plot_roll(roll: np.ndarray, cfg: MusicConfig, path: Path, title: str, seed_steps: int = 0) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, len(roll) / 12), 4))
+    ax.imshow(roll.T, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest",
+              extent=(0, len(roll), cfg.data.low_pitch - 0.5, cfg.data.high_pitch + 0.5))
+    if seed_steps:
+        ax.axvline(seed_steps, color="tab:red", linewidth=1, label="end of seed")
+        ax.legend(loc="upper right")
+    ax.set_xlabel(f"step (1/{cfg.data.steps_per_quarter} quarter note)")
+    ax.set_ylabel("MIDI pitch")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_samples(net: keras.Model, cfg: MusicConfig, out_dir: Path) -> dict:
+    """Generates ``generate.num_samples`` pieces (half from nothing, half continuing held-out openings), writes each
+    as ``.mid`` + ``.png``, and compares their statistics with the held-out pieces'."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    g = cfg.generate
+    held_out = data.sequences(cfg.data, "test", cfg.train.max_eval_examples)
+    seeded = [s for s in held_out if len(s) >= g.seed_steps][:g.num_samples // 2]
+    requests = [("free", np.zeros((g.num_samples - len(seeded), 0) + held_out[0].shape[1:], np.int32))]
+    if seeded:
+        requests.append(("seeded", np.stack([s[:g.seed_steps] for s in seeded]).astype(np.int32)))
+    generated, files = [], []
+    for kind, seed in requests:
+        if not len(seed):
+            continue
+        continuation = generate(net, cfg, seed, g.num_steps, g.temperature, g.top_k, g.random_seed)
+        for i, (opening, cont) in enumerate(zip(seed, continuation)):
+            generated.append(as_roll(cont, cfg))
+            roll, onsets = as_roll(np.concatenate([opening, cont]), cfg)
+            stem = out_dir / f"{kind}_{i}"
+            data.write_midi(data.roll_notes(roll, cfg.data, onsets), stem.with_suffix(".mid"), cfg.data, g.tempo_bpm)
+            plot_roll(roll, cfg, stem.with_suffix(".png"), f"{kind} sample {i} (T={g.temperature}, top-k={g.top_k})",
+                      seed_steps=len(opening))
+            files.append(str(stem.with_suffix(".mid")))
+    stats = compare_stats(music_stats(generated, cfg), music_stats([as_roll(s, cfg) for s in held_out], cfg))
+    return {"files": files, **stats}
+
+
+def run(cfg: MusicConfig) -> dict:
+    """Trains, evaluates on held-out pieces, writes samples, saves ``model.keras`` and exports; returns the report."""
+    keras.utils.set_random_seed(cfg.train.seed)
+    run_dir = training.run_directory(cfg.train, RECIPE)
+    strategy = training.make_strategy(cfg.train.strategy)
+    started = time.time()
+    for split in data.SPLITS:  # parse (first run only) before the clock of the training starts
+        data.load_pieces(cfg.data, split)
+    parse_seconds = time.time() - started
+
+    train_ds, val_ds, num_train = make_datasets(cfg)
+    print(f"{num_train} training sequences ({cfg.data.source}, {cfg.data.representation})")
+    with strategy.scope():
+        net = model.build_model(cfg)
+        model.compile_model(net, cfg)
+    history = training.fit(net, train_ds, val_ds, cfg.train, run_dir, config=cfg)
+    train_seconds = time.time() - started - parse_seconds
+
+    metrics = evaluate(net, cfg)
+    print(f"\nHeld-out test pieces: {metrics['pieces']}, {metrics['steps']} steps; NLL {metrics['nll']:.3f} nats/step "
+          f"({metrics['nll_with_first_step']:.3f} with the first step)")
+    samples = write_samples(net, cfg, run_dir / "samples")
+    print(f"samples in {run_dir / 'samples'}; pitch-class distance to held-out {samples['pitch_class_distance']:.3f}, "
+          f"polyphony {samples['generated']['polyphony']:.2f} vs {samples['held_out']['polyphony']:.2f}, "
+          f"note density {samples['generated']['note_density']:.2f} vs {samples['held_out']['note_density']:.2f}")
+    keras_path = run_dir / "model.keras"
+    net.save(keras_path)
+    report = {"metrics": metrics, "samples": samples, "parse_seconds": round(parse_seconds, 1),
+              "train_seconds": round(train_seconds, 1), "epochs_run": len(history.get("epoch", [])),
+              "model": str(keras_path)}
+    if cfg.export.enabled:
+        report["saved_model"] = str(export.export_model(RECIPE, keras_path, cfg))
+        print(f"exported {report['saved_model']}")
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2))
+    return report
