@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from zoo import export
 from zoo.config import TrainConfig, to_dict
 
 
@@ -129,3 +130,15 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
         model.load_weights(str(best_weights))
     return read_history(history_csv)
 
+
+
+def finish_run(recipe: str, model: keras.Model, cfg, run_dir: Path, report: dict) -> dict:
+    """Saves ``model.keras``, exports it when ``cfg.export.enabled`` and writes ``report.json``; returns the report."""
+    keras_path = run_dir / "model.keras"
+    model.save(keras_path)
+    report["model"] = str(keras_path)
+    if cfg.export.enabled:
+        report["saved_model"] = str(export.export_model(recipe, keras_path, cfg))
+        print(f"exported {report['saved_model']}")
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    return report

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import export, training
+from zoo import training
 from zoo.data.pipeline import bucket_boundaries, bucketed_batches
 from zoo.recipes.music import data, model
 from zoo.recipes.music.config import MusicConfig
@@ -190,13 +189,6 @@ def run(cfg: MusicConfig) -> dict:
     print(f"samples in {run_dir / 'samples'}; pitch-class distance to held-out {samples['pitch_class_distance']:.3f}, "
           f"polyphony {samples['generated']['polyphony']:.2f} vs {samples['held_out']['polyphony']:.2f}, "
           f"note density {samples['generated']['note_density']:.2f} vs {samples['held_out']['note_density']:.2f}")
-    keras_path = run_dir / "model.keras"
-    net.save(keras_path)
     report = {"metrics": metrics, "samples": samples, "parse_seconds": round(parse_seconds, 1),
-              "train_seconds": round(train_seconds, 1), "epochs_run": len(history.get("epoch", [])),
-              "model": str(keras_path)}
-    if cfg.export.enabled:
-        report["saved_model"] = str(export.export_model(RECIPE, keras_path, cfg))
-        print(f"exported {report['saved_model']}")
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2))
-    return report
+              "train_seconds": round(train_seconds, 1), "epochs_run": len(history.get("epoch", []))}
+    return training.finish_run(RECIPE, net, cfg, run_dir, report)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import collections
-import json
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import export, training
+from zoo import training
 from zoo.data.pipeline import bucket_boundaries, bucketed_batches
 from zoo.recipes.ner import data, model
 from zoo.recipes.ner.config import NerConfig
@@ -115,12 +114,6 @@ def run(cfg: NerConfig) -> dict:
     metrics = evaluate(tagger, cfg)
     print(f"\nHeld-out test split ({cfg.data.source}, {metrics['texts']} texts), entity-level:\n"
           f"{format_metrics(metrics)}")
-    keras_path = run_dir / "model.keras"
-    tagger.save(keras_path)
     report = {"metrics": metrics, "train_seconds": round(train_seconds, 1),
-              "epochs_run": len(history.get("epoch", [])), "model": str(keras_path)}
-    if cfg.export.enabled:
-        report["saved_model"] = str(export.export_model(RECIPE, keras_path, cfg))
-        print(f"exported {report['saved_model']}")
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2))
-    return report
+              "epochs_run": len(history.get("epoch", []))}
+    return training.finish_run(RECIPE, tagger, cfg, run_dir, report)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import export, training
+from zoo import training
 from zoo.data.pipeline import bucket_boundaries, bucketed_batches
 from zoo.recipes.sentiment import data, model
 from zoo.recipes.sentiment.config import VADER_DOMAINS, SentimentConfig
@@ -127,12 +126,5 @@ def run(cfg: SentimentConfig) -> dict:
     text_model = model.build_text_model(vectorizer, model.build_ensemble(members), cfg.data.max_tokens)
     metrics = evaluate(text_model, cfg)
     print(f"\nHeld-out test split ({cfg.data.source}):\n{format_metrics(metrics)}")
-    keras_path = run_dir / "model.keras"
-    text_model.save(keras_path)
-    report = {"metrics": metrics, "train_seconds": round(train_seconds, 1),
-              "epochs_run": epochs_run, "model": str(keras_path)}
-    if cfg.export.enabled:
-        report["saved_model"] = str(export.export_model(RECIPE, keras_path, cfg))
-        print(f"exported {report['saved_model']}")
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2))
-    return report
+    report = {"metrics": metrics, "train_seconds": round(train_seconds, 1), "epochs_run": epochs_run}
+    return training.finish_run(RECIPE, text_model, cfg, run_dir, report)

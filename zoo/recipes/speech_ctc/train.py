@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import jiwer
@@ -10,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import export, training
+from zoo import training
 from zoo.data.pipeline import bucket_boundaries, bucketed_batches
 from zoo.recipes.speech_ctc import data, model
 from zoo.recipes.speech_ctc.config import SAMPLE_RATE, SpeechConfig
@@ -177,12 +176,6 @@ def run(cfg: SpeechConfig) -> dict:
 
     metrics = {split: evaluate(acoustic, cfg, split) for split in ("test_synthetic", "test_real")}
     print(f"\nHeld-out test splits ({cfg.data.source}):\n{format_metrics(metrics)}")
-    keras_path = run_dir / "model.keras"
-    acoustic.save(keras_path)
     report = {"metrics": metrics, "data_prep_seconds": round(prep_seconds, 1), "train_seconds": round(train_seconds, 1),
-              "epochs_run": len(history.get("epoch", [])), "training_clips": num_train, "model": str(keras_path)}
-    if cfg.export.enabled:
-        report["saved_model"] = str(export.export_model(RECIPE, keras_path, cfg))
-        print(f"exported {report['saved_model']}")
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    return report
+              "epochs_run": len(history.get("epoch", [])), "training_clips": num_train}
+    return training.finish_run(RECIPE, acoustic, cfg, run_dir, report)
