@@ -1,5 +1,6 @@
 """Shared Keras 3 building blocks. Every layer is registered under the ``zoo`` package for `.keras` round trips."""
 
+from zoo.layers.attention import Attention
 from zoo.layers.crf import CRF
 from zoo.layers.ctc import CTC
 from zoo.layers.masked_pooling import MaskedPooling
@@ -7,4 +8,5 @@ from zoo.layers.recurrent_stack import RecurrentStack, guard_fully_masked_rows
 from zoo.layers.sequence_input import SequenceInput
 from zoo.layers.time_folded import TimeFolded
 
-__all__ = ["CRF", "CTC", "MaskedPooling", "RecurrentStack", "SequenceInput", "TimeFolded", "guard_fully_masked_rows"]
+__all__ = ["Attention", "CRF", "CTC", "MaskedPooling", "RecurrentStack", "SequenceInput", "TimeFolded",
+           "guard_fully_masked_rows"]

@@ -32,6 +32,7 @@ class SequenceInput(keras.layers.Layer):
     def __init__(self, pad_value=0, **kwargs):
         super().__init__(**kwargs)
         self.pad_value = pad_value
+        self.supports_masking = True  # accepts `mask=`; the mask it returns is explicit (compute_mask: None)
 
     def call(self, inputs, mask=None, lengths=None):
         if isinstance(inputs, tf.RaggedTensor):
@@ -48,6 +49,9 @@ class SequenceInput(keras.layers.Layer):
         mask_b = tf.reshape(mask, tf.concat([tf.shape(mask), tf.ones([tf.rank(dense) - 2], tf.int32)], 0))
         dense = tf.where(mask_b, dense, tf.cast(self.pad_value, dense.dtype))
         return dense, mask
+
+    def compute_mask(self, inputs, mask=None, lengths=None):
+        return None
 
     def compute_output_spec(self, inputs, mask=None, lengths=None):
         return (keras.KerasTensor(inputs.shape, dtype=inputs.dtype),

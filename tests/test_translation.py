@@ -1,0 +1,208 @@
+"""The translation recipe: tokeniser, network, decoding, config, data paths and a train → export → serve smoke run."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from zoo import config
+from zoo.config import ConfigError
+from zoo.recipes.translation import data, model, train
+from zoo.recipes.translation.config import TranslationConfig
+
+SOURCES = ["En el principio creó Dios los cielos y la tierra.", "Y dijo Dios: Sea la luz: y fué la luz.",
+           "Jesús lloró.", "Y vió Dios que la luz era buena."]
+TARGETS = ["In the beginning God created the heaven and the earth.", "And God said, Let there be light: and there "
+           "was light.", "Jesus wept.", "And God saw the light, that it was good."]
+TINY = {"model": {"embedding_dim": 8, "units": 16, "attention_units": 8, "dropout": 0.0},
+        "data": {"source_words": 10, "target_words": 10}}
+
+
+def tiny_translator(attention="luong", cell="lstm", seed=0):
+    keras.utils.set_random_seed(seed)
+    cfg = config.from_dict(TranslationConfig, TINY, model={**TINY["model"], "attention": attention, "cell": cell})
+    source_vocabulary = model.build_vocabulary(tf.data.Dataset.from_tensor_slices(SOURCES), 10, True)
+    target_vocabulary = model.build_vocabulary(tf.data.Dataset.from_tensor_slices(TARGETS), 10, False)
+    return model.build_translator(cfg, source_vocabulary, target_vocabulary)
+
+
+@pytest.fixture(scope="module")
+def translator():
+    return tiny_translator()
+
+
+def test_tokenizer_round_trip_spells_unknown_words():
+    translator = tiny_translator()
+    tokenizer = translator.target_tokenizer
+    ids = tokenizer(tf.constant(TARGETS + ["Jehovah wept."]))
+    assert isinstance(ids, tf.RaggedTensor)
+    text = tokenizer.detokenize(ids.to_tensor())
+    assert [t.decode() for t in text.numpy()] == TARGETS + ["Jehovah wept."]
+    # a known word is one piece, an unknown one its characters
+    assert tokenizer.vocabulary.index("the") in ids[0].numpy()
+    assert len(tokenizer(tf.constant(["Jehovah"]))[0]) == len("Jehovah")
+    assert tokenizer.detokenize(tf.constant([[5, model.EOS, 6]])).numpy()[0] == tokenizer.vocabulary[5].encode()
+
+
+def test_source_is_lowercased_with_accents_kept(translator):
+    ids = translator.source_tokenizer(tf.constant(["LA LUZ de DIOS"]))
+    pieces = [translator.source_tokenizer.vocabulary[i] for i in ids[0].numpy()]
+    assert pieces[:2] == ["la", "luz"] and pieces[-1] == "dios"
+    assert "##ó" in translator.source_tokenizer.vocabulary  # accented letters are letters, not punctuation
+
+
+def batch(translator, texts, targets, pad_source=0):
+    source = translator.source_tokenizer(tf.constant(texts)).to_tensor()
+    source = tf.pad(source, [[0, 0], [0, pad_source]])
+    target = translator.target_tokenizer(tf.constant(targets))
+    target_in = tf.concat([tf.fill([len(targets), 1], model.BOS), target.to_tensor()], axis=1)
+    return source, target_in
+
+
+@pytest.mark.parametrize("attention", ["luong", "bahdanau"])
+def test_shapes_and_source_padding_invariance(attention):
+    translator = tiny_translator(attention)
+    source, target_in = batch(translator, SOURCES[:2], TARGETS[:2])
+    logits = translator((source, target_in))
+    assert logits.shape == (2, target_in.shape[1], len(translator.target_tokenizer.vocabulary))
+    padded, _ = batch(translator, SOURCES[:2], TARGETS[:2], pad_source=7)
+    np.testing.assert_allclose(translator((padded, target_in)), logits, atol=1e-5)
+    ids, scores, alignment = translator.greedy_search(source, 6)
+    ids2, scores2, _ = translator.greedy_search(padded, 6)
+    np.testing.assert_array_equal(ids2, ids)
+    np.testing.assert_allclose(scores2, scores, atol=1e-5)
+    assert alignment.shape == (2, 6, source.shape[1])
+    np.testing.assert_array_equal(translator.beam_search(padded, 3, 6)[0], translator.beam_search(source, 3, 6)[0])
+
+
+@pytest.mark.parametrize("attention, cell", [("luong", "lstm"), ("bahdanau", "gru")])
+def test_beam_width_one_equals_greedy(attention, cell):
+    translator = tiny_translator(attention, cell, seed=3)
+    source = translator.source_tokenizer(tf.constant(SOURCES))
+    greedy_ids, greedy_scores, _ = translator.greedy_search(source, 9)
+    beam_ids, beam_scores = translator.beam_search(source, 1, 9)
+    np.testing.assert_array_equal(beam_ids, greedy_ids)
+    np.testing.assert_allclose(beam_scores, greedy_scores, rtol=1e-5)
+    wide_ids, wide_scores = translator.beam_search(source, 4, 9)
+    assert wide_ids.shape == greedy_ids.shape and np.isfinite(wide_scores).all()
+
+
+def test_keras_file_round_trip(translator, tmp_path):
+    translator.save(tmp_path / "t.keras")
+    reloaded = keras.models.load_model(tmp_path / "t.keras")
+    source, target_in = batch(translator, SOURCES, TARGETS)
+    np.testing.assert_allclose(reloaded((source, target_in)), translator((source, target_in)), atol=1e-6)
+    text = tf.constant(SOURCES)
+    for width in (1, 3):
+        np.testing.assert_array_equal(reloaded.translate(text, width, 7)[0], translator.translate(text, width, 7)[0])
+
+
+@pytest.mark.parametrize("override, name", [
+    ({"model": {"attention": "dot"}}, "model.attention"),
+    ({"model": {"units": 15}}, "model.units"),
+    ({"model": {"dropout": 1.0}}, "model.dropout"),
+    ({"data": {"source": "europarl"}}, "data.source"),
+    ({"data": {"max_source_tokens": 0}}, "data.max_source_tokens"),
+    ({"decode": {"beam_width": 8, "max_beam_width": 4}}, "decode.max_beam_width"),
+    ({"decode": {"max_length": 300}}, "decode.max_length_limit"),
+])
+def test_config_names_the_bad_value(override, name):
+    with pytest.raises(ConfigError, match=name):
+        config.from_dict(TranslationConfig, override)
+
+
+def test_preset_loads_and_validates():
+    cfg = config.load(TranslationConfig, "translation", ["--decode.beam_width", "2"])
+    assert cfg.decode.beam_width == 2 and cfg.data.source == "bible"
+    with pytest.raises(SystemExit):
+        config.load(TranslationConfig, "translation", ["--model.cell", "transformer"])
+
+
+def test_bible_split_is_by_whole_books():
+    assert {data.split_of(b) for b in data.TEST_BOOKS} == {"test"}
+    assert {data.split_of(b) for b in data.VALIDATION_BOOKS} == {"validation"}
+    assert data.split_of("Gen") == data.split_of("Matt") == "train"
+    assert not set(data.TEST_BOOKS) & set(data.VALIDATION_BOOKS)
+    assert data.clean_verse("¶ And  God\nsaid, ") == "And God said,"
+
+
+def test_tfds_translation_dataset_with_mock_data(translator):
+    cfg = config.from_dict(TranslationConfig, TINY, data={**TINY["data"], "source": "tfds",
+                                                           "tfds_name": "ted_hrlr_translate/pt_to_en"})
+    with tfds.testing.mock_data(num_examples=6):
+        examples = list(data.load_split(cfg.data, "validation").as_numpy_iterator())
+        ds, count, _ = train.make_dataset(data.load_split(cfg.data, "train"), translator, cfg, shuffle=True)
+        (source, target_in), target_out, weights = next(iter(ds))
+    assert len(examples) == 6 and isinstance(examples[0]["source"], bytes) and isinstance(examples[0]["target"], bytes)
+    assert 0 < count <= 6
+    assert (target_in[:, 0].numpy() == model.BOS).all()
+    np.testing.assert_array_equal(weights, tf.cast(target_out != 0, tf.float32))
+    np.testing.assert_array_equal(target_in[:, 1:], tf.where(target_out[:, :-1] == model.EOS, 0, target_out[:, :-1]))
+
+
+SERVE = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    assert "zoo" not in sys.modules
+    model = tf.saved_model.load(sys.argv[1])
+    texts = json.loads(sys.argv[2])
+    out = model.signatures["serving_default"](text=tf.constant(texts))
+    greedy = model.signatures["translate"](text=tf.constant(texts), beam_width=tf.constant(1),
+                                           max_length=tf.constant(6))
+    errors = {}
+    for name, call in {
+        "empty": lambda: model.signatures["serving_default"](text=tf.constant(["ok", "   "])),
+        "beam_width": lambda: model.signatures["translate"](text=tf.constant(texts), beam_width=tf.constant(0),
+                                                            max_length=tf.constant(6)),
+        "max_length": lambda: model.signatures["translate"](text=tf.constant(texts), beam_width=tf.constant(2),
+                                                            max_length=tf.constant(10 ** 6)),
+    }.items():
+        try:
+            call()
+            errors[name] = ""
+        except tf.errors.InvalidArgumentError as e:
+            errors[name] = e.message
+    long = model.signatures["serving_default"](text=tf.constant([" ".join(["luz"] * 5000)]))
+    print(json.dumps({"beam": [t.decode() for t in out["translation"].numpy()], "score": out["score"].numpy().tolist(),
+                      "greedy": [t.decode() for t in greedy["translation"].numpy()], "errors": errors,
+                      "long": long["translation"].numpy()[0].decode()}))
+""")
+
+
+def test_train_evaluate_export_and_serve_without_zoo(tmp_path):
+    cfg = config.from_dict(TranslationConfig, TINY,
+                           data={**TINY["data"], "source": "tfds", "max_source_tokens": 30, "max_target_tokens": 30},
+                           decode={"beam_width": 3, "max_length": 6},
+                           train={"epochs": 1, "batch_size": 4, "verbose": 0, "max_train_examples": 8,
+                                  "max_eval_examples": 4, "run_dir": str(tmp_path / "run")},
+                           export={"base_dir": str(tmp_path / "saved_models")})
+    with tfds.testing.mock_data(num_examples=8):
+        report = train.run(cfg)
+    run_dir = tmp_path / "run"
+    for name in ("model.keras", "history.csv", "curves.png", "attention.png", "report.json"):
+        assert (run_dir / name).is_file(), name
+    assert {"greedy", "beam3"} <= set(report["metrics"]) and report["metrics"]["sentences"] > 0
+    assert 0 <= report["metrics"]["beam3"]["bleu"] <= 100
+    assert report["saved_model"].endswith("/translation/1")
+
+    texts = ["Y dijo Dios: Sea la luz.", "Jesús lloró."]
+    translator = keras.models.load_model(run_dir / "model.keras")
+    expected_beam, expected_score = translator.translate(tf.constant(texts), 3, 6)
+    expected_greedy, _ = translator.translate(tf.constant(texts), 1, 6)
+    result = subprocess.run([sys.executable, "-I", "-c", SERVE, report["saved_model"], json.dumps(texts)],
+                            cwd="/tmp", capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served["beam"] == [t.decode() for t in expected_beam.numpy()]
+    assert served["greedy"] == [t.decode() for t in expected_greedy.numpy()]
+    np.testing.assert_allclose(served["score"], expected_score, rtol=1e-4)
+    assert "empty input" in served["errors"]["empty"]
+    assert "beam_width must be >= 1" in served["errors"]["beam_width"]
+    assert "max_length must be <=" in served["errors"]["max_length"]
+    assert isinstance(served["long"], str)  # over-long input is truncated, not an error

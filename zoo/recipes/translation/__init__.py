@@ -1,0 +1,1 @@
+"""Translation (sequence → sequence): Spanish text in, English text and its score out."""

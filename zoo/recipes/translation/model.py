@@ -1,0 +1,381 @@
+"""The translation network, its tokenisers, greedy and beam-search decoding, and its serving signatures.
+
+Forward pass (teacher forcing): source pieces → embedding → shared ``RecurrentStack`` (bidirectional) → memory;
+decoder LSTM/GRU over the shifted target, initialised from the masked mean of the memory → shared ``Attention``
+(Luong or Bahdanau scores) of every decoder output over the memory → ``tanh(W [output; context])`` → vocabulary logits.
+
+The decoder attends *after* its recurrent step (Luong et al. 2015, without input feeding), so in training the decoder
+runs as one fused recurrent layer over the whole target and attention scores all steps in one batched product; while
+decoding, one step is the recurrent cell plus one attention query. Decoding (greedy and beam search with GNMT length
+normalisation) is written with core TF ops in a ``tf.while_loop``, so it runs inside the exported graph.
+
+Vocabulary: the most frequent words whole, every other word spelt as characters, "##" marking word-internal ones
+(WordPiece's convention with a words-or-characters segmentation), built and applied with core TF string ops.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.layers import Attention, MaskedPooling, RecurrentStack, SequenceInput, guard_fully_masked_rows
+from zoo.recipes.translation.config import DecodeConfig, ModelConfig, TranslationConfig
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+SPECIAL_TOKENS = ["", "[UNK]", "<s>", "</s>"]
+CONTINUATION = "##"
+
+
+def standardize(text, lowercase: bool):
+    """Repairs UTF-8, optionally lower-cases, and splits punctuation off words (apostrophes stay inside words)."""
+    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
+    if lowercase:
+        text = tf.strings.lower(text, encoding="utf-8")
+    # RE2's \w is ASCII-only; \pL and \pN keep accented letters inside words.
+    text = tf.strings.regex_replace(text, r"([^\pL\pN\s'])", r" \1 ")
+    return tf.strings.split(text)
+
+
+def build_vocabulary(texts: tf.data.Dataset, max_words: int, lowercase: bool) -> list[str]:
+    """Pieces learnt from a dataset of strings: special tokens, the ``max_words`` most frequent words, then every
+    character seen, as a word start and as a continuation ("##c")."""
+    words, chars = collections.Counter(), set()
+    for batch in texts.batch(1024).map(lambda t: standardize(t, lowercase).flat_values):
+        for word in batch.numpy():
+            words[word.decode()] += 1
+    for word in words:
+        chars.add(word[0])
+        chars.update(CONTINUATION + c for c in word[1:])
+    # Ties broken alphabetically so the vocabulary is the same on every machine.
+    kept = [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0]))[:max_words]]
+    return SPECIAL_TOKENS + kept + sorted(chars - set(kept))
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Tokenizer(keras.layers.Layer):
+    """Strings ↔ piece ids with a words-or-characters vocabulary, in core TF ops.
+
+    Args:
+        vocabulary: list of str. `["", "[UNK]", "<s>", "</s>", words..., characters...]` (see `build_vocabulary`).
+        lowercase: bool. Lower-case text before splitting.
+
+    Call args:
+        text: string tensor `(batch,)`.
+
+    Returns:
+        int32 `tf.RaggedTensor` `(batch, (pieces))`: a known word is one piece, any other word its characters.
+    """
+
+    def __init__(self, vocabulary, lowercase=False, **kwargs):
+        super().__init__(**kwargs)
+        if list(vocabulary[:len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+            raise ValueError(f"vocabulary must start with {SPECIAL_TOKENS}")
+        self.vocabulary = list(vocabulary)
+        self.lowercase = lowercase
+        self.lookup = keras.layers.StringLookup(vocabulary=self.vocabulary[2:], mask_token="", oov_token="[UNK]",
+                                                output_mode="int", name="lookup")
+        self.built = True
+
+    @property
+    def vocabulary_size(self):
+        return len(self.vocabulary)
+
+    def call(self, text):
+        words = standardize(text, self.lowercase)  # (batch, (words))
+        word_ids = tf.cast(self.lookup(words.flat_values), tf.int32)
+        chars = tf.strings.unicode_split(words.flat_values, "UTF-8")  # (words, (chars))
+        position = tf.ragged.range(chars.row_lengths()).flat_values
+        marked = tf.where(position > 0, CONTINUATION + chars.flat_values, chars.flat_values)
+        char_ids = chars.with_flat_values(tf.cast(self.lookup(marked), tf.int32))
+        known = tf.not_equal(word_ids, UNK)
+        pieces = tf.concat([word_ids[:, tf.newaxis], char_ids], axis=1)  # (words, 1 + (chars))
+        piece_position = tf.ragged.range(pieces.row_lengths()).flat_values
+        keep = tf.where(tf.repeat(known, pieces.row_lengths()), piece_position == 0, piece_position > 0)
+        per_word = tf.ragged.boolean_mask(pieces, pieces.with_flat_values(keep))
+        return words.with_flat_values(per_word).merge_dims(1, 2)
+
+    def detokenize(self, ids):
+        """Piece ids `(batch, time)` → strings `(batch,)`, reading each row up to its first `</s>` or padding."""
+        ids = tf.convert_to_tensor(ids)
+        valid = tf.cumsum(tf.cast(tf.logical_or(ids == EOS, ids == PAD), tf.int32), axis=1) == 0
+        pieces = tf.gather(tf.constant(self.vocabulary), tf.ragged.boolean_mask(ids, valid))
+        text = tf.strings.reduce_join(pieces, axis=1, separator=" ")
+        text = tf.strings.regex_replace(text, "(^| )" + CONTINUATION, "")
+        text = tf.strings.regex_replace(text, r" ([,.;:!?)\]])", r"\1")
+        return tf.strings.regex_replace(text, r"([(\[]) ", r"\1")
+
+    def compute_output_spec(self, text):
+        return keras.KerasTensor((text.shape[0], None), dtype="int32", ragged=True)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary, "lowercase": self.lowercase}
+
+
+def length_normalised(score, length, alpha: float):
+    """GNMT length normalisation: log-probability / ((5 + length) / 6) ** alpha."""
+    return score / tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Translator(keras.Model):
+    """Attentional encoder-decoder over piece ids, with greedy and beam-search decoding in TF ops.
+
+    Args:
+        source_vocabulary, target_vocabulary: list of str. Piece vocabularies (see `build_vocabulary`).
+        embedding_dim, cell, units, encoder_layers, attention, attention_units, dropout: see `ModelConfig`.
+        max_source_tokens: int. Source pieces read by `translate` (the rest is dropped).
+        length_penalty: float. Alpha of the length normalisation of decoding scores.
+
+    Call args (training): a tuple `(source_ids, target_in_ids)`, int `(batch, source_time)` and
+    `(batch, target_time)`, right-padded with 0; `target_in_ids` starts with `<s>`.
+
+    Returns:
+        Logits `(batch, target_time, target_vocabulary_size)`.
+    """
+
+    def __init__(self, source_vocabulary, target_vocabulary, embedding_dim=128, cell="lstm", units=256,
+                 encoder_layers=1, attention="luong", attention_units=128, dropout=0.2, max_source_tokens=40,
+                 length_penalty=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.hyperparameters = dict(embedding_dim=embedding_dim, cell=cell, units=units, encoder_layers=encoder_layers,
+                                    attention=attention, attention_units=attention_units, dropout=dropout,
+                                    max_source_tokens=max_source_tokens, length_penalty=length_penalty)
+        self.cell_type, self.units = cell, units
+        self.max_source_tokens, self.length_penalty = max_source_tokens, length_penalty
+        self.source_tokenizer = Tokenizer(source_vocabulary, lowercase=True, name="source_tokenizer")
+        self.target_tokenizer = Tokenizer(target_vocabulary, lowercase=False, name="target_tokenizer")
+        self.target_vocabulary_size = len(target_vocabulary)
+        self.source_input = SequenceInput(name="source_input")
+        self.source_embedding = keras.layers.Embedding(len(source_vocabulary), embedding_dim, name="source_embedding")
+        self.target_embedding = keras.layers.Embedding(len(target_vocabulary), embedding_dim, name="target_embedding")
+        self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
+        self.encoder = RecurrentStack(cell, units // 2, encoder_layers, bidirectional=True, dropout=dropout,
+                                      return_sequences=True, name="encoder")
+        self.pooling = MaskedPooling(["mean"], name="memory_mean")
+        num_states = 2 if cell == "lstm" else 1
+        self.bridges = [keras.layers.Dense(units, activation="tanh", name=f"bridge_{i}") for i in range(num_states)]
+        rnn = keras.layers.LSTM if cell == "lstm" else keras.layers.GRU
+        self.decoder = rnn(units, return_sequences=True, name="decoder")
+        self.attention = Attention(attention, attention_units, name="attention")
+        self.combine = keras.layers.Dense(units, activation="tanh", name="combine")
+        self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
+        self.projection = keras.layers.Dense(len(target_vocabulary), name="projection")
+
+    def build(self, input_shape=None):
+        # Every sublayer is built by one forward pass on a tiny batch, whatever shape the caller names.
+        self.call((tf.ones((1, 2), tf.int32), tf.ones((1, 2), tf.int32)))
+        self.built = True
+
+    def get_build_config(self):
+        return {"built": self.built}  # non-empty, so loading calls build_from_config before restoring weights
+
+    def build_from_config(self, config):
+        self.build()
+
+    # -- forward pass -------------------------------------------------------------------------------------------
+
+    def encode(self, source_ids, training=None):
+        """Ids (ragged, or dense right-padded with 0) → (memory, mask, initial decoder states)."""
+        if isinstance(source_ids, tf.RaggedTensor):
+            ids, mask = self.source_input(source_ids)
+        else:
+            lengths = tf.reduce_sum(tf.cast(tf.not_equal(source_ids, PAD), tf.int32), axis=1)  # right-padded
+            ids, mask = self.source_input(source_ids, lengths=lengths)
+        mask = guard_fully_masked_rows(mask)  # the same guard the encoder applies, for pooling and attention
+        x = self.embedding_dropout(self.source_embedding(ids), training=training)
+        memory = self.encoder(x, mask=mask, training=training)
+        summary = self.pooling(memory, mask=mask)
+        states = [bridge(summary) for bridge in self.bridges]
+        return memory, mask, states
+
+    def attend(self, outputs, memory, mask, keys, training=None):
+        """Decoder outputs `(batch, time, units)` → logits `(batch, time, vocab)` and attention weights; `keys` is
+        `attention.project_memory(memory)` or None."""
+        context, weights = self.attention(outputs, memory, mask=mask, keys=keys)
+        hidden = self.combine(tf.concat([outputs, context], axis=-1))
+        return self.projection(self.output_dropout(hidden, training=training)), weights
+
+    def call(self, inputs, training=None):
+        source_ids, target_in = inputs
+        memory, mask, states = self.encode(source_ids, training=training)
+        x = self.embedding_dropout(self.target_embedding(target_in), training=training)
+        outputs = self.decoder(x, mask=tf.not_equal(target_in, PAD), initial_state=states, training=training)
+        return self.attend(outputs, memory, mask, None, training=training)[0]
+
+    def step(self, tokens, states, memory, mask, keys):
+        """One decoding step: previous tokens `(n,)` → log-probabilities `(n, vocab)`, new states, weights `(n, S)`."""
+        output, states = self.decoder.cell(self.target_embedding(tokens), list(states))
+        states = list(states)
+        logits, weights = self.attend(output[:, tf.newaxis], memory, mask, keys)
+        return tf.nn.log_softmax(logits[:, 0]), states, weights[:, 0]
+
+    # -- decoding -----------------------------------------------------------------------------------------------
+
+    def greedy_search(self, source_ids, max_length):
+        """Ids → (ids `(batch, max_length)` ending in `</s>` then padding, scores `(batch,)`, attention
+        `(batch, max_length, source_time)`); scores are length-normalised log-probabilities."""
+        memory, mask, states = self.encode(source_ids)
+        keys = self.attention.project_memory(memory)  # once per source, reused at every step
+        batch, source_time = tf.shape(memory)[0], tf.shape(memory)[1]
+        columns = tf.range(max_length)
+
+        def body(t, tokens, states, finished, scores, lengths, ids, alignment):
+            log_probs, states, weights = self.step(tokens, states, memory, mask, keys)
+            best = tf.cast(tf.argmax(log_probs, axis=-1), tf.int32)
+            token = tf.where(finished, PAD, best)
+            scores += tf.where(finished, 0.0, tf.reduce_max(log_probs, axis=-1))
+            lengths += tf.cast(tf.logical_not(finished), tf.int32)
+            at_t = tf.cast(columns == t, tf.int32)[tf.newaxis]
+            ids += token[:, tf.newaxis] * at_t
+            alignment += weights[:, tf.newaxis] * tf.cast(at_t, tf.float32)[..., tf.newaxis]
+            return t + 1, token, states, tf.logical_or(finished, token == EOS), scores, lengths, ids, alignment
+
+        def cond(t, tokens, states, finished, *_):
+            return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))
+
+        loop_vars = (tf.constant(0), tf.fill([batch], BOS), states, tf.zeros([batch], tf.bool), tf.zeros([batch]),
+                     tf.zeros([batch], tf.int32), tf.zeros([batch, max_length], tf.int32),
+                     tf.zeros([batch, max_length, source_time]))
+        _, _, _, _, scores, lengths, ids, alignment = tf.while_loop(cond, body, loop_vars)
+        return ids, length_normalised(scores, lengths, self.length_penalty), alignment
+
+    def beam_search(self, source_ids, beam_width, max_length):
+        """Ids → (best ids `(batch, max_length)`, its length-normalised log-probability `(batch,)`).
+
+        Hypotheses are ranked by length-normalised score at every step; a finished hypothesis stays in the beam with
+        its score until better ones push it out. With `beam_width` 1 this is exactly greedy search.
+        """
+        memory, mask, states = self.encode(source_ids)
+        keys = self.attention.project_memory(memory)  # once per source, reused at every step
+        batch = tf.shape(memory)[0]
+        k, vocab = beam_width, self.target_vocabulary_size
+
+        def tile(x):  # (batch, ...) → (batch * k, ...), the k beams of a sentence next to each other
+            return tf.repeat(x, k, axis=0)
+
+        memory, mask, keys, states = tile(memory), tile(mask), tile(keys), [tile(s) for s in states]
+        columns = tf.range(max_length)
+        # Only the first beam is alive at the start, so the first step does not pick k copies of one token.
+        initial = tf.tile(tf.concat([[0.0], tf.fill([k - 1], -1e9)], 0)[tf.newaxis], [batch, 1])
+        finished_row = tf.one_hot(PAD, vocab, on_value=0.0, off_value=-1e9)  # a finished beam only extends by PAD
+
+        def body(t, tokens, states, finished, scores, lengths, ids):
+            log_probs, states, _ = self.step(tokens, states, memory, mask, keys)
+            log_probs = tf.where(tf.reshape(finished, [-1, 1]), finished_row[tf.newaxis], log_probs)
+            total = scores[..., tf.newaxis] + tf.reshape(log_probs, [batch, k, vocab])
+            new_lengths = lengths[..., tf.newaxis] + tf.cast(tf.logical_not(finished), tf.int32)[..., tf.newaxis]
+            ranked = length_normalised(total, new_lengths, self.length_penalty)
+            _, best = tf.math.top_k(tf.reshape(ranked, [batch, k * vocab]), k=k)
+            parent, token = best // vocab, best % vocab
+            scores = tf.gather(tf.reshape(total, [batch, k * vocab]), best, batch_dims=1)
+            lengths = tf.gather(lengths, parent, batch_dims=1) + tf.cast(
+                tf.logical_not(tf.gather(finished, parent, batch_dims=1)), tf.int32)
+            finished = tf.logical_or(tf.gather(finished, parent, batch_dims=1), token == EOS)
+            flat_parent = tf.reshape(parent + k * tf.range(batch)[:, tf.newaxis], [-1])
+            states = [tf.gather(s, flat_parent) for s in states]
+            ids = tf.gather(ids, parent, batch_dims=1) + token[..., tf.newaxis] * tf.cast(columns == t, tf.int32)
+            return t + 1, tf.reshape(token, [-1]), states, finished, scores, lengths, ids
+
+        def cond(t, tokens, states, finished, *_):
+            return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))
+
+        loop_vars = (tf.constant(0), tf.fill([batch * k], BOS), states, tf.zeros([batch, k], tf.bool), initial,
+                     tf.zeros([batch, k], tf.int32), tf.zeros([batch, k, max_length], tf.int32))
+        _, _, _, _, scores, lengths, ids = tf.while_loop(cond, body, loop_vars)
+        normalised = length_normalised(scores, lengths, self.length_penalty)
+        best = tf.argmax(normalised, axis=1, output_type=tf.int32)
+        return tf.gather(ids, best, batch_dims=1), tf.gather(normalised, best, batch_dims=1)
+
+    def translate(self, text, beam_width=1, max_length=64):
+        """Strings `(batch,)` → (translations `(batch,)`, scores `(batch,)`); beam width 1 decodes greedily."""
+        source_ids = self.source_tokenizer(text)[:, :self.max_source_tokens]
+        if isinstance(beam_width, int) and beam_width == 1:
+            ids, scores, _ = self.greedy_search(source_ids, max_length)
+        else:
+            ids, scores = self.beam_search(source_ids, beam_width, max_length)
+        return self.target_tokenizer.detokenize(ids), scores
+
+    def get_config(self):
+        return {**super().get_config(), "source_vocabulary": self.source_tokenizer.vocabulary,
+                "target_vocabulary": self.target_tokenizer.vocabulary, **self.hyperparameters}
+
+
+def build_translator(cfg: TranslationConfig, source_vocabulary: list[str], target_vocabulary: list[str]) -> Translator:
+    m: ModelConfig = cfg.model
+    translator = Translator(source_vocabulary, target_vocabulary, embedding_dim=m.embedding_dim, cell=m.cell,
+                            units=m.units, encoder_layers=m.encoder_layers, attention=m.attention,
+                            attention_units=m.attention_units, dropout=m.dropout,
+                            max_source_tokens=cfg.data.max_source_tokens, length_penalty=cfg.decode.length_penalty,
+                            name="translator")
+    translator.build()
+    return translator
+
+
+def compile_translator(translator: Translator, cfg: TranslationConfig) -> None:
+    translator.compile(
+        optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm or None),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def make_serving_fns(translator: Translator, cfg: TranslationConfig):
+    """``serving_default(text)`` with the configured beam width and length, and ``translate(text, beam_width,
+    max_length)`` with both bounded; each returns ``{"translation": string, "score": float}`` per input string."""
+    d: DecodeConfig = cfg.decode
+
+    # The checks gate their tensors (control dependencies + identity): a plain assert is not ordered before the
+    # ops that would fail on the bad value, which would then report a cryptic error first.
+    def checked(text):
+        too_many = tf.debugging.assert_less_equal(
+            tf.size(text), cfg.data.max_batch_size, message=f"batch too large: at most {cfg.data.max_batch_size} strings")
+        with tf.control_dependencies([too_many]):
+            text = tf.strings.substr(text, 0, cfg.data.max_input_bytes)  # bound the work per string
+        text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
+        empty = tf.debugging.assert_greater(
+            tf.strings.length(tf.strings.strip(text)), 0,
+            message="empty input: every text must hold at least one non-space character")
+        with tf.control_dependencies([empty]):
+            return tf.identity(text)
+
+    def translate(text, beam_width, max_length):
+        translation, score = translator.translate(checked(text), beam_width, max_length)
+        return {"translation": translation, "score": score}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve_default(text):
+        return translate(text, d.beam_width, d.max_length)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                  tf.TensorSpec([], tf.int32, name="beam_width"),
+                                  tf.TensorSpec([], tf.int32, name="max_length")])
+    def serve_translate(text, beam_width, max_length):
+        checks = [
+            tf.debugging.assert_greater_equal(beam_width, 1, message="beam_width must be >= 1"),
+            tf.debugging.assert_less_equal(beam_width, d.max_beam_width,
+                                           message=f"beam_width must be <= {d.max_beam_width}"),
+            tf.debugging.assert_greater_equal(max_length, 1, message="max_length must be >= 1"),
+            tf.debugging.assert_less_equal(max_length, d.max_length_limit,
+                                           message=f"max_length must be <= {d.max_length_limit}"),
+        ]
+        with tf.control_dependencies(checks):
+            beam_width, max_length = tf.identity(beam_width), tf.identity(max_length)
+        return translate(text, beam_width, max_length)
+
+    return serve_default, serve_translate
+
+
+def write_saved_model(translator: Translator, cfg: TranslationConfig, path: str) -> None:
+    archive = keras.export.ExportArchive()
+    archive.track(translator)
+    serve_default, serve_translate = make_serving_fns(translator, cfg)
+    archive.add_endpoint("serving_default", serve_default)
+    archive.add_endpoint("translate", serve_translate)
+    archive.write_out(path, verbose=False)
+
+
+def warmup_requests(cfg: TranslationConfig) -> list[dict]:
+    return [{"text": np.array(["En el principio creó Dios los cielos y la tierra.", "Jesús lloró."], dtype=object)}]
