@@ -4,7 +4,10 @@ Both variants train the default sentiment classifier on the same real VADER trai
 examples; rounds alternate between them so machine noise hits both alike. Throughput counts real (non-padding)
 tokens per second.
 
-    python -m benchmarks.bucketing [--examples 4096] [--rounds 3]
+    python -m benchmarks.bucketing [--examples 4096] [--rounds 3] [--jit]
+
+With ``--jit`` the train step is XLA-compiled (Keras' "auto" default on TensorFlow), which recompiles for every new
+batch shape and so turns bucketing from a gain into a loss; the zoo trains with ``train.jit_compile = false``.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=4096, help="training examples per measured round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per variant")
+    parser.add_argument("--jit", action="store_true", help="XLA-compile the train step")
     args = parser.parse_args(argv)
 
-    cfg = config.from_dict(SentimentConfig)
+    cfg = config.from_dict(SentimentConfig, model={"ensemble_size": 1})
     keras.utils.set_random_seed(cfg.train.seed)
     train = data.load_split(cfg.data, "train").take(args.examples)
     vectorizer = model.make_vectorizer(cfg.data)
@@ -48,6 +52,7 @@ def main(argv=None):
     }
     classifier = model.build_classifier(cfg.model, vectorizer.vocabulary_size())
     model.compile_classifier(classifier, cfg)
+    classifier.jit_compile = args.jit  # training.fit uses train.jit_compile (default false)
     for ds in variants.values():  # warm up: trace every batch shape once, fill the caches
         classifier.fit(ds.prefetch(2), epochs=1, verbose=0)
     seconds = {name: [] for name in variants}

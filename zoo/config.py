@@ -63,6 +63,8 @@ class TrainConfig:
     max_train_examples: int = option(0, "use only the first N training examples (0 = all); for smoke runs")
     max_eval_examples: int = option(0, "use only the first N validation/test examples (0 = all); for smoke runs")
     verbose: int = option(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch")
+    jit_compile: bool = option(False, "XLA-compile the train step (off: length-bucketed batches come in many shapes "
+                                      "and XLA recompiles for each; see benchmarks/bucketing.py)")
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):

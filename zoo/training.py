@@ -124,6 +124,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
         TrainingCurves(history_csv, run_dir / "curves.png"),
         *callbacks,
     ]
+    model.jit_compile = train.jit_compile  # Keras' "auto" turns XLA on, which recompiles for every batch shape
     model.fit(train_ds, validation_data=val_ds, epochs=train.epochs, callbacks=callbacks, verbose=train.verbose,
               shuffle=False)  # tf.data pipelines shuffle themselves
     if best_weights.is_file():
