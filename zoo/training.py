@@ -26,6 +26,12 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def start_run(train: TrainConfig, recipe: str) -> tuple[Path, tf.distribute.Strategy]:
+    """Seeds Python, NumPy and TensorFlow; returns the recipe's run directory and distribution strategy."""
+    keras.utils.set_random_seed(train.seed)
+    return run_directory(train, recipe), make_strategy(train.strategy)
+
+
 def run_directory(train: TrainConfig, recipe: str) -> Path:
     path = Path(train.run_dir.format(recipe=recipe))
     path.mkdir(parents=True, exist_ok=True)

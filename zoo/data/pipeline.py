@@ -6,6 +6,11 @@ import numpy as np
 import tensorflow as tf
 
 
+def take_first(ds: tf.data.Dataset, n: int) -> tf.data.Dataset:
+    """The first ``n`` examples of ``ds``, or all of them for ``n = 0`` (``train.max_*_examples``)."""
+    return ds.take(n) if n else ds
+
+
 def bucket_boundaries(lengths, num_buckets: int) -> list[int]:
     """Bucket upper bounds at quantiles of the observed lengths, so buckets hold similar numbers of examples."""
     lengths = np.asarray(lengths)

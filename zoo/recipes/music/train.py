@@ -166,9 +166,7 @@ def write_samples(net: keras.Model, cfg: MusicConfig, out_dir: Path) -> dict:
 
 def run(cfg: MusicConfig) -> dict:
     """Trains, evaluates on held-out pieces, writes samples, saves ``model.keras`` and exports; returns the report."""
-    keras.utils.set_random_seed(cfg.train.seed)
-    run_dir = training.run_directory(cfg.train, RECIPE)
-    strategy = training.make_strategy(cfg.train.strategy)
+    run_dir, strategy = training.start_run(cfg.train, RECIPE)
     started = time.time()
     for split in data.SPLITS:  # parse (first run only) before the clock of the training starts
         data.load_pieces(cfg.data, split)

@@ -10,15 +10,12 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import training
-from zoo.data.pipeline import bucket_boundaries, bucketed_batches
+from zoo.data.pipeline import bucket_boundaries, bucketed_batches, take_first
 from zoo.recipes.ner import data, model
 from zoo.recipes.ner.config import NerConfig
 
 RECIPE = "ner"
 
-
-def _limited(ds: tf.data.Dataset, n: int) -> tf.data.Dataset:
-    return ds.take(n) if n else ds
 
 
 def _pairs(ds: tf.data.Dataset, max_tokens: int) -> tf.data.Dataset:
@@ -41,8 +38,8 @@ def vocabularies(train_raw: tf.data.Dataset, min_count: int, max_words: int) -> 
 
 def make_datasets(cfg: NerConfig):
     """Length-bucketed (tokens, tags) train/validation batches, the raw train split and its size."""
-    train_raw = _limited(data.load_split(cfg.data, "train"), cfg.train.max_train_examples).cache()
-    val_raw = _limited(data.load_split(cfg.data, "validation"), cfg.train.max_eval_examples)
+    train_raw = take_first(data.load_split(cfg.data, "train"), cfg.train.max_train_examples).cache()
+    val_raw = take_first(data.load_split(cfg.data, "validation"), cfg.train.max_eval_examples)
     train_ds = _pairs(train_raw, cfg.data.max_tokens)
     val_ds = _pairs(val_raw, cfg.data.max_tokens).cache()
     lengths = [int(n) for n in train_ds.map(lambda tokens, _: tf.size(tokens)).as_numpy_iterator()]
@@ -70,7 +67,7 @@ def evaluate(tagger: keras.Model, cfg: NerConfig, split: str = "test") -> dict:
     from seqeval.metrics import classification_report
 
     names = data.tag_names(cfg.data)
-    examples = list(_limited(data.load_split(cfg.data, split), cfg.train.max_eval_examples).as_numpy_iterator())
+    examples = list(take_first(data.load_split(cfg.data, split), cfg.train.max_eval_examples).as_numpy_iterator())
     token_lists = [list(ex["tokens"][:cfg.data.max_tokens]) for ex in examples]
     predicted = predict_tags(tagger, token_lists)
     gold = [[names[t] for t in ex["tags"][:cfg.data.max_tokens]] for ex in examples]
@@ -96,9 +93,7 @@ def format_metrics(metrics: dict) -> str:
 
 def run(cfg: NerConfig) -> dict:
     """Trains, evaluates on the held-out test split, saves ``model.keras`` and exports; returns the report."""
-    keras.utils.set_random_seed(cfg.train.seed)
-    run_dir = training.run_directory(cfg.train, RECIPE)
-    strategy = training.make_strategy(cfg.train.strategy)
+    run_dir, strategy = training.start_run(cfg.train, RECIPE)
     started = time.time()
 
     train_ds, val_ds, train_raw, num_train = make_datasets(cfg)

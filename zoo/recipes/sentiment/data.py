@@ -108,9 +108,6 @@ def _data_dir(cfg: DataConfig) -> str:
     return cfg.tfds_data_dir or str(fetch.cache_dir() / "tfds")
 
 
-def _limit(ds: tf.data.Dataset, n: int) -> tf.data.Dataset:
-    return ds.take(n) if n else ds
-
 
 def load_vader(cfg: DataConfig, split: str, domains=VADER_DOMAINS) -> tf.data.Dataset:
     """Examples ``{"text", "rating", "polarity", "polarity_weight", "domain"}`` of one VADER split."""

@@ -9,21 +9,18 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import training
-from zoo.data.pipeline import bucket_boundaries, bucketed_batches
+from zoo.data.pipeline import bucket_boundaries, bucketed_batches, take_first
 from zoo.recipes.sentiment import data, model
 from zoo.recipes.sentiment.config import VADER_DOMAINS, SentimentConfig
 
 RECIPE = "sentiment"
 
 
-def _limited(ds: tf.data.Dataset, n: int) -> tf.data.Dataset:
-    return ds.take(n) if n else ds
-
 
 def make_datasets(cfg: SentimentConfig, vectorizer):
     """Vectorised, length-bucketed train/validation datasets of (ids, targets, weights)."""
-    train_raw = _limited(data.load_split(cfg.data, "train", train_only_domains=True), cfg.train.max_train_examples)
-    val_raw = _limited(data.load_split(cfg.data, "validation"), cfg.train.max_eval_examples)
+    train_raw = take_first(data.load_split(cfg.data, "train", train_only_domains=True), cfg.train.max_train_examples)
+    val_raw = take_first(data.load_split(cfg.data, "validation"), cfg.train.max_eval_examples)
     to_example = data.to_training_example(vectorizer, cfg.data.max_tokens)
     train_ds = train_raw.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).cache()
     val_ds = val_raw.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).cache()
@@ -44,7 +41,7 @@ def predict_texts(text_model: keras.Model, texts: np.ndarray, batch_size: int = 
 
 def evaluate(text_model: keras.Model, cfg: SentimentConfig, split: str = "test") -> dict:
     """Held-out metrics: binary accuracy (overall and per VADER domain), 5-class accuracy and rating MAE."""
-    examples = list(_limited(data.load_split(cfg.data, split), cfg.train.max_eval_examples).as_numpy_iterator())
+    examples = list(take_first(data.load_split(cfg.data, split), cfg.train.max_eval_examples).as_numpy_iterator())
     texts = np.array([ex["text"] for ex in examples], dtype=object)
     pred = predict_texts(text_model, texts)
     rating_true = np.array([ex["rating"] for ex in examples])
@@ -83,13 +80,11 @@ def format_metrics(metrics: dict) -> str:
 
 def run(cfg: SentimentConfig) -> dict:
     """Trains, evaluates on the held-out test split, saves ``model.keras`` and exports; returns the report."""
-    keras.utils.set_random_seed(cfg.train.seed)
-    run_dir = training.run_directory(cfg.train, RECIPE)
-    strategy = training.make_strategy(cfg.train.strategy)
+    run_dir, strategy = training.start_run(cfg.train, RECIPE)
     started = time.time()
 
     vectorizer = model.make_vectorizer(cfg.data)
-    train_texts = _limited(data.load_split(cfg.data, "train", train_only_domains=True), cfg.train.max_train_examples)
+    train_texts = take_first(data.load_split(cfg.data, "train", train_only_domains=True), cfg.train.max_train_examples)
     vectorizer.adapt(train_texts.map(lambda ex: ex["text"]).batch(512))
     valence = None
     if cfg.model.lexicon_feature:

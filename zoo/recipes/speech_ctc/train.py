@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import training
-from zoo.data.pipeline import bucket_boundaries, bucketed_batches
+from zoo.data.pipeline import bucket_boundaries, bucketed_batches, take_first
 from zoo.recipes.speech_ctc import data, model
 from zoo.recipes.speech_ctc.config import SAMPLE_RATE, SpeechConfig
 
@@ -41,9 +41,6 @@ class TimeLimit(keras.callbacks.Callback):
         if time.time() - self.started > self.seconds:
             self.model.stop_training = True
 
-
-def _limited(ds: tf.data.Dataset, n: int) -> tf.data.Dataset:
-    return ds.take(n) if n else ds
 
 
 def char_ids(alphabet: str):
@@ -83,7 +80,7 @@ def training_split(cfg: SpeechConfig, split: str) -> tf.data.Dataset:
     """Trainable examples `(inputs, targets, real)` of one split."""
     ds = data.load_split(cfg.data, split)
     limit = cfg.train.max_train_examples if split == "train" else cfg.train.max_eval_examples
-    return _limited(ds, limit).map(to_training_example(cfg), num_parallel_calls=tf.data.AUTOTUNE).filter(trainable(cfg))
+    return take_first(ds, limit).map(to_training_example(cfg), num_parallel_calls=tf.data.AUTOTUNE).filter(trainable(cfg))
 
 
 def _drop_flag(ds: tf.data.Dataset) -> tf.data.Dataset:
@@ -121,7 +118,7 @@ def make_datasets(cfg: SpeechConfig):
 
 def evaluate(acoustic: keras.Model, cfg: SpeechConfig, split: str, batch_size: int = 32) -> dict:
     """CER and WER (jiwer) of greedy and beam-search decoding on one split, plus a few example transcripts."""
-    examples = list(_limited(data.load_split(cfg.data, split), cfg.train.max_eval_examples).as_numpy_iterator())
+    examples = list(take_first(data.load_split(cfg.data, split), cfg.train.max_eval_examples).as_numpy_iterator())
     examples = [ex for ex in examples if ex["text"]]
     if not examples:
         return {"examples": 0}
@@ -157,9 +154,7 @@ def format_metrics(metrics: dict) -> str:
 
 def run(cfg: SpeechConfig) -> dict:
     """Prepares data (timed apart), trains, evaluates both test splits, saves ``model.keras``, exports."""
-    keras.utils.set_random_seed(cfg.train.seed)
-    run_dir = training.run_directory(cfg.train, RECIPE)
-    strategy = training.make_strategy(cfg.train.strategy)
+    run_dir, strategy = training.start_run(cfg.train, RECIPE)
 
     started = time.time()
     train_ds, val_ds, num_train = make_datasets(cfg)

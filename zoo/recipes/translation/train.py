@@ -6,20 +6,16 @@ import json
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from zoo import export, training
-from zoo.data.pipeline import bucket_boundaries, bucketed_batches
+from zoo.data.pipeline import bucket_boundaries, bucketed_batches, take_first
 from zoo.recipes.translation import data, model
 from zoo.recipes.translation.config import TranslationConfig
 
 RECIPE = "translation"
 
-
-def _limited(ds: tf.data.Dataset, n: int) -> tf.data.Dataset:
-    return ds.take(n) if n else ds
 
 
 def tokenized(ds: tf.data.Dataset, translator: model.Translator) -> tf.data.Dataset:
@@ -65,7 +61,7 @@ def translate_all(translator: model.Translator, texts: list[str], beam_width: in
 
 def test_pairs(translator: model.Translator, cfg: TranslationConfig, split: str = "test"):
     """(sources, references) of a held-out split whose source fits ``data.max_source_tokens``."""
-    raw = list(_limited(data.load_split(cfg.data, split), cfg.train.max_eval_examples).as_numpy_iterator())
+    raw = list(take_first(data.load_split(cfg.data, split), cfg.train.max_eval_examples).as_numpy_iterator())
     sources = [ex["source"].decode("utf-8") for ex in raw]
     references = [ex["target"].decode("utf-8") for ex in raw]
     lengths = translator.source_tokenizer(tf.constant(sources or [""])).row_lengths().numpy()
@@ -127,13 +123,11 @@ def format_metrics(metrics: dict) -> str:
 
 def run(cfg: TranslationConfig) -> dict:
     """Trains, evaluates on the held-out test split, saves ``model.keras`` and exports; returns the report."""
-    keras.utils.set_random_seed(cfg.train.seed)
-    run_dir = training.run_directory(cfg.train, RECIPE)
-    strategy = training.make_strategy(cfg.train.strategy)
+    run_dir, strategy = training.start_run(cfg.train, RECIPE)
     started = time.time()
 
-    train_raw = _limited(data.load_split(cfg.data, "train"), cfg.train.max_train_examples)
-    val_raw = _limited(data.load_split(cfg.data, "validation"), cfg.train.max_eval_examples)
+    train_raw = take_first(data.load_split(cfg.data, "train"), cfg.train.max_train_examples)
+    val_raw = take_first(data.load_split(cfg.data, "validation"), cfg.train.max_eval_examples)
     source_vocabulary = model.build_vocabulary(train_raw.map(lambda ex: ex["source"]), cfg.data.source_words, True)
     target_vocabulary = model.build_vocabulary(train_raw.map(lambda ex: ex["target"]), cfg.data.target_words, False)
     prepared = time.time()
