@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from zoo.layers import CRF
-from zoo.layers.crf import crf_log_partition, crf_sequence_score, crf_viterbi_decode
+from zoo.layers.crf import crf_log_partition, crf_marginals, crf_sequence_score, crf_viterbi_decode
 
 NUM_TAGS = 3
 
@@ -54,6 +54,42 @@ def test_log_partition_score_and_viterbi_match_brute_force(batch):
         assert decoded[i, :n].tolist() == exp_path
         assert (decoded[i, n:] == 0).all()
         np.testing.assert_allclose(best_score[i], exp_best, rtol=1e-5, atol=1e-5)
+
+
+def test_log_partition_of_long_rows_matches_the_sequential_forward_algorithm():
+    rng = np.random.default_rng(5)
+    emissions = rng.normal(size=(4, 777, NUM_TAGS)).astype(np.float32) * 3
+    lengths = np.array([777, 500, 1, 0])
+    params = _params(seed=6)
+    transitions, start, end = (p.astype(np.float64) for p in params)
+    log_z = crf_log_partition(emissions, np.arange(777)[None] < lengths[:, None], *params).numpy()
+    for i, n in enumerate(lengths):
+        expected = 0.0
+        if n:
+            alpha = start + emissions[i, 0]
+            for t in range(1, n):
+                alpha = np.logaddexp.reduce(alpha[:, None] + transitions, axis=0) + emissions[i, t]
+            expected = np.logaddexp.reduce(alpha + end)
+        np.testing.assert_allclose(log_z[i], expected, rtol=1e-5)
+
+
+def test_marginals_match_brute_force_and_ignore_padding(batch):
+    emissions, mask, lengths, _ = batch
+    params = _params(seed=4)
+    marginals = crf_marginals(emissions, mask, *params).numpy()
+    for i, n in enumerate(lengths):
+        paths = list(itertools.product(range(NUM_TAGS), repeat=int(n)))
+        scores = np.array([_path_score(emissions[i, :n], p, *params) for p in paths], np.float64)
+        probs = np.exp(scores - np.logaddexp.reduce(scores))
+        expected = np.zeros((n, NUM_TAGS))
+        for p, prob in zip(paths, probs):
+            expected[np.arange(n), p] += prob
+        np.testing.assert_allclose(marginals[i, :n], expected, atol=1e-5)
+        assert (marginals[i, n:] == 0).all()
+    padded = np.pad(emissions, [(0, 0), (0, 2), (0, 0)], constant_values=9.0)
+    padded_mask = np.pad(mask, [(0, 0), (0, 2)])
+    np.testing.assert_allclose(crf_marginals(padded, padded_mask, *params).numpy()[:, :5], marginals, atol=1e-6)
+    assert crf_marginals(np.zeros((2, 0, NUM_TAGS), np.float32), None, *params).shape == (2, 0, NUM_TAGS)
 
 
 def test_layer_nll_is_minus_log_probability(batch):
