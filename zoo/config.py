@@ -63,6 +63,8 @@ class TrainConfig:
     max_train_examples: int = option(0, "use only the first N training examples (0 = all); for smoke runs")
     max_eval_examples: int = option(0, "use only the first N validation/test examples (0 = all); for smoke runs")
     verbose: int = option(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch")
+    max_minutes: float = option(0.0, "training wall-time budget in minutes (0 = none): no epoch is started that "
+                                     "would not finish in time, and a late batch stops training")
     jit_compile: bool = option(False, "XLA-compile the train step (off: length-bucketed batches come in many shapes "
                                       "and XLA recompiles for each; see benchmarks/bucketing.py)")
 
@@ -71,6 +73,7 @@ class TrainConfig:
             require(getattr(self, name) >= 1, f"train.{name}", getattr(self, name), "must be >= 1")
         require(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "must be > 0")
         require(self.clipnorm >= 0, "train.clipnorm", self.clipnorm, "must be >= 0")
+        require(self.max_minutes >= 0, "train.max_minutes", self.max_minutes, "must be >= 0")
         require(self.early_stopping_patience >= 0, "train.early_stopping_patience", self.early_stopping_patience,
                 "must be >= 0")
         one_of("train.strategy", self.strategy, ("default", "mirrored", "multi_worker"))

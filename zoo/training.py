@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import time
 from pathlib import Path
 
 import keras
@@ -47,6 +48,31 @@ class TrainingCurves(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         plot_history(self.history_csv, self.png)
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Keeps training within ``minutes`` of wall time: an epoch is not started when the slowest epoch so far would
+    overrun, and a batch that ends past the budget stops training."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = minutes * 60
+        self.started = time.time()
+        self.epoch_started = self.started
+        self.longest_epoch = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.time()
+        self.longest_epoch = max(self.longest_epoch, now - self.epoch_started)
+        if now - self.started + self.longest_epoch > self.seconds:
+            self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.time() - self.started > self.seconds:
+            self.model.stop_training = True
 
 
 def read_history(history_csv: Path) -> dict[str, list[float]]:
@@ -128,6 +154,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
         keras.callbacks.CSVLogger(str(history_csv), append=True),
         TrainingCurves(history_csv, run_dir / "curves.png"),
+        *([TimeLimit(train.max_minutes)] if train.max_minutes else []),
         *callbacks,
     ]
     model.jit_compile = train.jit_compile  # Keras' "auto" turns XLA on, which recompiles for every batch shape
@@ -137,6 +164,32 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
         model.load_weights(str(best_weights))
     return read_history(history_csv)
 
+
+def fit_members(size: int, build, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, train: TrainConfig,
+                run_dir: Path, strategy: tf.distribute.Strategy, config, monitor: str = "val_loss",
+                mode: str = "min") -> tuple[list[keras.Model], list[int]]:
+    """Trains ``size`` independently seeded models for an ensemble; returns them and the epochs each ran.
+
+    ``build(k)`` returns member ``k`` compiled. Member ``k`` trains in ``run_dir/member_k`` with seed
+    ``train.seed + k``; a member that finished under the same config is reloaded, so a resumed run loses none.
+    """
+    members, epochs_run = [], []
+    for k in range(size):
+        member_dir = run_dir / f"member_{k}"
+        keras.utils.set_random_seed(train.seed + k)
+        with strategy.scope():
+            member = build(k)
+        finished = member_dir / "finished.weights.h5"
+        if finished.is_file() and same_config(member_dir, config):
+            print(f"member {k}: already trained in {member_dir}, reusing it")
+            member.load_weights(finished)
+        else:
+            finished.unlink(missing_ok=True)
+            history = fit(member, train_ds, val_ds, train, member_dir, monitor=monitor, mode=mode, config=config)
+            member.save_weights(finished)
+            epochs_run.append(len(history.get("epoch", [])))
+        members.append(member)
+    return members, epochs_run
 
 
 def finish_run(recipe: str, model: keras.Model, cfg, run_dir: Path, report: dict) -> dict:

@@ -98,24 +98,13 @@ def run(cfg: SentimentConfig) -> dict:
     train_ds, val_ds, num_train = make_datasets(cfg, vectorizer)
     print(f"{num_train} training examples, vocabulary {vectorizer.vocabulary_size()}")
 
-    members, epochs_run = [], []
-    for k in range(cfg.model.ensemble_size):
-        member_dir = run_dir / f"member_{k}"
-        keras.utils.set_random_seed(cfg.train.seed + k)
-        with strategy.scope():
-            classifier = model.build_classifier(cfg.model, vectorizer.vocabulary_size(), valence,
-                                                name=f"classifier_{k}")
-            model.compile_classifier(classifier, cfg)
-        finished = member_dir / "finished.weights.h5"
-        if finished.is_file() and training.same_config(member_dir, cfg):
-            print(f"member {k}: already trained in {member_dir}, reusing it")  # a resumed run loses no member
-            classifier.load_weights(finished)
-        else:
-            finished.unlink(missing_ok=True)
-            history = training.fit(classifier, train_ds, val_ds, cfg.train, member_dir, config=cfg)
-            classifier.save_weights(finished)
-            epochs_run.append(len(history.get("epoch", [])))
-        members.append(classifier)
+    def build(k):
+        classifier = model.build_classifier(cfg.model, vectorizer.vocabulary_size(), valence, name=f"classifier_{k}")
+        model.compile_classifier(classifier, cfg)
+        return classifier
+
+    members, epochs_run = training.fit_members(cfg.model.ensemble_size, build, train_ds, val_ds, cfg.train, run_dir,
+                                               strategy, cfg)
     train_seconds = time.time() - started
 
     text_model = model.build_text_model(vectorizer, model.build_ensemble(members), cfg.data.max_tokens)

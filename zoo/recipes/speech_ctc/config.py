@@ -95,15 +95,12 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class SpeechTrainConfig(TrainConfig):
-    max_minutes: float = option(0.0, "training wall-time budget in minutes (0 = none): no epoch is started that "
-                                "would not finish in time, and a late batch stops training")
     steps_per_epoch: int = option(0, "batches per epoch, drawn at random from the whole training set (0 = one pass); "
                                   "short epochs give the time budget and early stopping a fine grain")
 
     def __post_init__(self):
         super().__post_init__()
         require(self.steps_per_epoch >= 0, "train.steps_per_epoch", self.steps_per_epoch, "must be >= 0")
-        require(self.max_minutes >= 0, "train.max_minutes", self.max_minutes, "must be >= 0")
 
 
 @dataclasses.dataclass

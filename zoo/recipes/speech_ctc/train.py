@@ -17,32 +17,6 @@ from zoo.recipes.speech_ctc.config import SAMPLE_RATE, SpeechConfig
 RECIPE = "speech_ctc"
 
 
-class TimeLimit(keras.callbacks.Callback):
-    """Keeps training within ``minutes`` of wall time: an epoch is not started when the slowest epoch so far would
-    overrun, and a batch that ends past the budget stops training."""
-
-    def __init__(self, minutes: float):
-        super().__init__()
-        self.seconds = minutes * 60
-        self.started = time.time()
-        self.epoch_started = self.started
-        self.longest_epoch = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_started = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        now = time.time()
-        self.longest_epoch = max(self.longest_epoch, now - self.epoch_started)
-        if now - self.started + self.longest_epoch > self.seconds:
-            self.model.stop_training = True
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.time() - self.started > self.seconds:
-            self.model.stop_training = True
-
-
-
 def char_ids(alphabet: str):
     """Normalised text → label ids `(length,)` int32: alphabet[k] → k + 1 (0 is the CTC blank)."""
     keys = tf.lookup.KeyValueTensorInitializer(tf.constant(list(alphabet)), tf.range(1, len(alphabet) + 1))
@@ -165,8 +139,7 @@ def run(cfg: SpeechConfig) -> dict:
     with strategy.scope():
         acoustic = model.build_acoustic_model(cfg.model, len(cfg.data.alphabet) + 1)
         trainer = model.make_trainer(acoustic, cfg)
-    limit = [TimeLimit(cfg.train.max_minutes)] if cfg.train.max_minutes else []
-    history = training.fit(trainer, train_ds, val_ds, cfg.train, run_dir, config=cfg, callbacks=limit)
+    history = training.fit(trainer, train_ds, val_ds, cfg.train, run_dir, config=cfg)
     train_seconds = time.time() - started
 
     metrics = {split: evaluate(acoustic, cfg, split) for split in ("test_synthetic", "test_real")}

@@ -1,0 +1,91 @@
+"""SequenceTagger: an emission encoder with a CRF or softmax head, trained by `fit(inputs, tags)`."""
+
+import keras
+import tensorflow as tf
+
+from zoo.layers import CRF
+from zoo.models.tag_f1 import TagF1
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SequenceTagger(keras.Model):
+    """Encoder + tagging head, trained with `model.fit(tokens, tags)`; the loss lives in `compute_loss`.
+
+    With the `"crf"` head the loss is the CRF's negative log-likelihood of the gold path and tags are Viterbi
+    decoded; with `"softmax"` it is the per-token cross-entropy and tags are per-token argmaxes. Both losses are
+    summed over the valid steps of a sequence and averaged over sequences.
+
+    Tracks `TagF1` as the metric `tag_f1` (tag 0 must be the background tag: O, intergenic).
+
+    Args:
+        encoder: `keras.Model` inputs → `[emissions (batch, time, K), mask (batch, time)]`.
+        head: `"crf"` or `"softmax"`.
+
+    Returns (call):
+        dict with `"tags"` int32 `(batch, time)` (0 at padding), `"emissions"` and `"mask"`.
+    """
+
+    def __init__(self, encoder, head="crf", **kwargs):
+        super().__init__(**kwargs)
+        if head not in ("crf", "softmax"):
+            raise ValueError(f"head must be 'crf' or 'softmax', got {head!r}")
+        self.encoder, self.head = encoder, head
+        self.num_tags = encoder.outputs[0].shape[-1]
+        self.crf = CRF(self.num_tags, name="crf") if head == "crf" else None
+        self.tag_f1 = TagF1()
+
+    def call(self, inputs, training=None):
+        emissions, mask = self.encoder(inputs, training=training)
+        if self.crf is not None:
+            tags = self.crf(emissions, mask=mask)
+        else:
+            tags = tf.where(mask, tf.argmax(emissions, axis=-1, output_type=tf.int32), 0)
+        return {"tags": tags, "emissions": emissions, "mask": mask}
+
+    def probabilities(self, emissions, mask):
+        """Per-step tag probabilities `(batch, time, K)`, zeros at padding: the CRF's posterior marginals
+        (forward-backward) or the softmax of the emissions."""
+        if self.crf is not None:
+            return self.crf.marginals(emissions, mask)
+        return tf.nn.softmax(emissions) * tf.cast(mask, emissions.dtype)[:, :, tf.newaxis]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        emissions, mask = y_pred["emissions"], y_pred["mask"]
+        if self.crf is not None:
+            per_row = self.crf.negative_log_likelihood(emissions, y, mask)
+        else:
+            per_step = keras.losses.sparse_categorical_crossentropy(y, emissions, from_logits=True)
+            per_row = tf.reduce_sum(per_step * tf.cast(mask, per_step.dtype), axis=1)
+        loss = tf.reduce_mean(per_row)
+        return loss + tf.add_n(self.losses) if self.losses else loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        self.tag_f1.update_state(y, y_pred["tags"], y_pred["mask"])
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    def get_config(self):
+        return {"name": self.name, "encoder": keras.saving.serialize_keras_object(self.encoder), "head": self.head}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        return cls(**config)
+
+
+def average_taggers(taggers: list[SequenceTagger], name: str = "tagger_ensemble") -> SequenceTagger:
+    """One `SequenceTagger` whose emission and transition scores are the means of ``taggers``' (one input of
+    shape `(batch, time)`, same head and tags): a product of the members' CRFs, decoded exactly by one Viterbi
+    pass. A single tagger is returned as is."""
+    if len(taggers) == 1:
+        return taggers[0]
+    spec = taggers[0].encoder.inputs[0]
+    inputs = keras.Input(shape=spec.shape[1:], dtype=spec.dtype, name=spec.name)
+    outputs = [t.encoder(inputs) for t in taggers]
+    emissions = keras.layers.Average(name="mean_emissions")([emissions for emissions, _ in outputs])
+    encoder = keras.Model(inputs, [emissions, outputs[0][1]], name=f"{name}_encoder")
+    ensemble = SequenceTagger(encoder, taggers[0].head, name=name)
+    ensemble(tf.fill([1, 2], "") if spec.dtype == "string" else tf.zeros([1, 2], spec.dtype))  # builds, for saving
+    if ensemble.crf is not None:
+        ensemble.crf.set_weights([sum(w) / len(taggers) for w in zip(*(t.crf.get_weights() for t in taggers))])
+    return ensemble
