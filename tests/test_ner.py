@@ -11,6 +11,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo.config import ConfigError, from_dict
+from zoo.models import TagF1
 from zoo.recipes.ner import data, model, train
 from zoo.recipes.ner.config import NerConfig
 
@@ -75,7 +76,7 @@ def test_entity_spans_agree_with_seqeval_on_random_tags():
 
 
 def test_tag_f1_counts_only_non_o_tags_on_valid_steps():
-    metric = model.TagF1()
+    metric = TagF1()
     gold = tf.constant([[1, 2, 0, 3, 9]])
     pred = tf.constant([[1, 0, 3, 3, 7]])  # hits at 0 and 3; step 4 is padding
     metric.update_state(gold, pred, tf.constant([[True, True, True, True, False]]))
@@ -154,6 +155,27 @@ def test_wnut16_file_is_parsed_and_verified(tmp_path):
     assert sum(tag.startswith("B-") for _, tags in tweets for tag in tags) == 1496
     assert {tag[2:] for _, tags in tweets for tag in tags if tag != "O"} == set(data.WNUT_TYPES)
     assert [data.split_of(" ".join(t)) for t, _ in tweets[:3]] == [data.split_of(" ".join(t)) for t, _ in tweets[:3]]
+
+
+def test_gazetteers_come_from_the_census_and_geonames_sdists():
+    lists = data.gazetteers()
+    assert list(lists) == list(data.GAZETTEERS)
+    assert {"james", "mary"} <= set(lists["first_name"]) and {"smith", "garcia"} <= set(lists["last_name"])
+    assert {"london", "france", "texas", "tokyo"} <= set(lists["location"])
+    assert all(w == w.lower() and " " not in w for words in lists.values() for w in words)
+    assert 4000 < len(lists["first_name"]) and 9000 < len(lists["last_name"]) and 20000 < len(lists["location"])
+
+
+def test_gazetteer_features_mark_members_and_survive_save(tmp_path):
+    lists = {"first_name": ["jimmy"], "last_name": ["york"], "location": ["new", "york"]}
+    keras.utils.set_random_seed(0)
+    tagger = model.build_tagger(tiny_config(), WORDS, CHARS, len(data.WNUT_TAGS), gazetteers=lists)
+    keys = tf.constant([["Jimmy", "in", "York", ""]])
+    features = keras.Model(tagger.encoder.inputs, tagger.encoder.get_layer("gazetteer_membership").output)(keys)
+    assert features.numpy()[0].tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 1], [0, 0, 0]]
+    tagger.save(tmp_path / "t.keras")
+    clone = keras.models.load_model(tmp_path / "t.keras")
+    np.testing.assert_allclose(clone(keys)["emissions"].numpy(), tagger(keys)["emissions"].numpy(), atol=1e-6)
 
 
 def _mock_conll(builder, split, **_):

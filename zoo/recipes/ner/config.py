@@ -34,17 +34,19 @@ class ModelConfig:
     word_dropout: float = option(0.0, "training-time probability of replacing a known word by the OOV word")
     char_dim: int = option(30, "character embedding width")
     char_units: int = option(50, "units per direction of the character BiLSTM (0 disables character features)")
+    gazetteers: bool = option(True, "add per-token membership of name and place lists (US census names, GeoNames)")
     cell: str = option("lstm", "recurrent cell of the word-level stack: lstm | gru | rnn")
     units: int = option(100, "units per recurrent layer and direction")
     num_layers: int = option(1, "stacked word-level recurrent layers")
     residual: bool = option(False, "residual connections between word-level recurrent layers")
     dropout: float = option(0.5, "dropout on token features, between recurrent layers and before the head")
     head: str = option("crf", "output head: crf (Viterbi-decoded linear-chain CRF) | softmax (independent per token)")
+    ensemble_size: int = option(1, "independently seeded taggers whose emission and transition scores are averaged")
 
     def __post_init__(self):
         one_of("model.cell", self.cell, ("lstm", "gru", "rnn"))
         one_of("model.head", self.head, ("crf", "softmax"))
-        for name in ("word_dim", "char_dim", "units", "num_layers"):
+        for name in ("word_dim", "char_dim", "units", "num_layers", "ensemble_size"):
             require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), "must be >= 1")
         require(self.char_units >= 0, "model.char_units", self.char_units, "must be >= 0")
         for name in ("word_dropout", "dropout"):

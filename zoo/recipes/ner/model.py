@@ -12,7 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.layers import CRF, RecurrentStack
+from zoo.layers import RecurrentStack
+from zoo.models import SequenceTagger
 from zoo.recipes.ner.config import DataConfig, ModelConfig, NerConfig
 
 PAD = ""
@@ -141,15 +142,35 @@ class TokenMask(keras.layers.Layer):
         return keras.KerasTensor(tokens.shape, dtype="bool")
 
 
+def gazetteer_features(keys, gazetteers: dict[str, list[str]]):
+    """Word keys `(batch, time)` → float `(batch, time, len(gazetteers))`: 1 where the word is in a list.
+
+    One lookup over the union of the lists feeds a frozen embedding whose rows are each word's memberships (set as
+    weights, so the lists live in the lookup's vocabulary and the embedding's weights, not in code)."""
+    vocabulary = sorted(set().union(*gazetteers.values()))
+    index = {word: i + 1 for i, word in enumerate(vocabulary)}  # 0 is the lookup's OOV id
+    membership = np.zeros((len(vocabulary) + 1, len(gazetteers)), np.float32)
+    for column, words in enumerate(gazetteers.values()):
+        membership[[index[w] for w in words], column] = 1.0
+    ids = keras.layers.StringLookup(vocabulary=vocabulary, name="gazetteer_lookup")(keys)
+    embedding = keras.layers.Embedding(len(membership), len(gazetteers), trainable=False, name="gazetteer_membership")
+    features = embedding(ids)
+    embedding.set_weights([membership])
+    return features
+
+
 def build_encoder(cfg: ModelConfig, data_cfg: DataConfig, words: list[str], chars: list[str],
-                  num_tags: int) -> keras.Model:
+                  num_tags: int, name: str = "ner_encoder",
+                  gazetteers: dict[str, list[str]] | None = None) -> keras.Model:
     """Tokens `(batch, time)` ("" padded) → `(emissions (batch, time, num_tags), mask (batch, time))`."""
     tokens = keras.Input(shape=(None,), dtype="string", name="tokens")
     mask = TokenMask(name="token_mask")(tokens)
-    word_ids = keras.layers.StringLookup(vocabulary=words, mask_token=PAD, name="word_lookup")(
-        WordKeys(name="word_keys")(tokens))
+    keys = WordKeys(name="word_keys")(tokens)
+    word_ids = keras.layers.StringLookup(vocabulary=words, mask_token=PAD, name="word_lookup")(keys)
     word_ids = WordDropout(cfg.word_dropout, name="word_dropout")(word_ids)
     features = [keras.layers.Embedding(len(words) + 2, cfg.word_dim, name="word_embedding")(word_ids)]
+    if gazetteers:
+        features.append(gazetteer_features(keys, gazetteers))
     if cfg.char_units:
         char_ids = keras.layers.StringLookup(vocabulary=chars, mask_token=PAD, name="char_lookup")(
             TokenCharacters(data_cfg.max_token_chars, name="token_characters")(tokens))
@@ -161,94 +182,14 @@ def build_encoder(cfg: ModelConfig, data_cfg: DataConfig, words: list[str], char
                        residual=cfg.residual, return_sequences=True, name="recurrent_stack")(x, mask=mask)
     x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
     emissions = keras.layers.Dense(num_tags, name="emissions")(x)
-    return keras.Model(tokens, [emissions, mask], name="ner_encoder")
+    return keras.Model(tokens, [emissions, mask], name=name)
 
 
-@keras.saving.register_keras_serializable(package="zoo")
-class TagF1(keras.metrics.Metric):
-    """Micro F1 (percent) over the tokens tagged other than O (tag 0) in gold or prediction; a tag must match
-    exactly (B-/I- and type). It tracks entity-level F1 closely and, unlike the validation loss, keeps rising
-    while the tagger grows more confident, so checkpoints and early stopping follow it."""
-
-    def __init__(self, name="tag_f1", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.hits = self.add_variable((), initializer="zeros", name="hits")
-        self.predicted = self.add_variable((), initializer="zeros", name="predicted")
-        self.actual = self.add_variable((), initializer="zeros", name="actual")
-
-    def update_state(self, y_true, y_pred, mask):
-        y_true, y_pred = tf.cast(y_true, tf.int32), tf.cast(y_pred, tf.int32)
-        count = lambda x: tf.reduce_sum(tf.cast(tf.logical_and(x, mask), self.dtype))  # noqa: E731
-        self.hits.assign_add(count(tf.logical_and(tf.equal(y_true, y_pred), y_true > 0)))
-        self.predicted.assign_add(count(y_pred > 0))
-        self.actual.assign_add(count(y_true > 0))
-
-    def result(self):
-        return 200.0 * self.hits / tf.maximum(self.predicted + self.actual, 1.0)
-
-
-@keras.saving.register_keras_serializable(package="zoo")
-class SequenceTagger(keras.Model):
-    """Encoder + tagging head, trained with `model.fit(tokens, tags)`; the loss lives in `compute_loss`.
-
-    With the `"crf"` head the loss is the CRF's negative log-likelihood of the gold path and tags are Viterbi
-    decoded; with `"softmax"` it is the per-token cross-entropy and tags are per-token argmaxes. Both losses are
-    summed over the valid steps of a sequence and averaged over sequences.
-
-    Tracks `TagF1` as the metric `tag_f1` (tag 0 must be O).
-
-    Args:
-        encoder: `keras.Model` inputs → `[emissions (batch, time, K), mask (batch, time)]`.
-        head: `"crf"` or `"softmax"`.
-
-    Returns (call):
-        dict with `"tags"` int32 `(batch, time)` (0 at padding), `"emissions"` and `"mask"`.
-    """
-
-    def __init__(self, encoder, head="crf", **kwargs):
-        super().__init__(**kwargs)
-        if head not in ("crf", "softmax"):
-            raise ValueError(f"head must be 'crf' or 'softmax', got {head!r}")
-        self.encoder, self.head = encoder, head
-        self.num_tags = encoder.outputs[0].shape[-1]
-        self.crf = CRF(self.num_tags, name="crf") if head == "crf" else None
-        self.tag_f1 = TagF1()
-
-    def call(self, inputs, training=None):
-        emissions, mask = self.encoder(inputs, training=training)
-        if self.crf is not None:
-            tags = self.crf(emissions, mask=mask)
-        else:
-            tags = tf.where(mask, tf.argmax(emissions, axis=-1, output_type=tf.int32), 0)
-        return {"tags": tags, "emissions": emissions, "mask": mask}
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        emissions, mask = y_pred["emissions"], y_pred["mask"]
-        if self.crf is not None:
-            per_row = self.crf.negative_log_likelihood(emissions, y, mask)
-        else:
-            per_step = keras.losses.sparse_categorical_crossentropy(y, emissions, from_logits=True)
-            per_row = tf.reduce_sum(per_step * tf.cast(mask, per_step.dtype), axis=1)
-        loss = tf.reduce_mean(per_row)
-        return loss + tf.add_n(self.losses) if self.losses else loss
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        self.tag_f1.update_state(y, y_pred["tags"], y_pred["mask"])
-        return super().compute_metrics(x, y, y_pred, sample_weight)
-
-    def get_config(self):
-        return {"name": self.name, "encoder": keras.saving.serialize_keras_object(self.encoder), "head": self.head}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        return cls(**config)
-
-
-def build_tagger(cfg: NerConfig, words: list[str], chars: list[str], num_tags: int) -> SequenceTagger:
-    encoder = build_encoder(cfg.model, cfg.data, words, chars, num_tags)
-    tagger = SequenceTagger(encoder, cfg.model.head, name="ner_tagger")
+def build_tagger(cfg: NerConfig, words: list[str], chars: list[str], num_tags: int, name: str = "ner_tagger",
+                 gazetteers: dict[str, list[str]] | None = None) -> SequenceTagger:
+    encoder = build_encoder(cfg.model, cfg.data, words, chars, num_tags, name=f"{name}_encoder",
+                            gazetteers=gazetteers)
+    tagger = SequenceTagger(encoder, cfg.model.head, name=name)
     tagger(tf.constant([["a"]]))  # builds the head's weights before compile and save
     return tagger
 

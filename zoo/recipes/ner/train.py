@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from zoo import training
 from zoo.data.pipeline import bucket_boundaries, bucketed_batches, take_first
+from zoo.models import average_taggers
 from zoo.recipes.ner import data, model
 from zoo.recipes.ner.config import NerConfig
 
@@ -99,16 +100,28 @@ def run(cfg: NerConfig) -> dict:
     train_ds, val_ds, train_raw, num_train = make_datasets(cfg)
     words, chars = vocabularies(train_raw, cfg.data.min_word_count, cfg.data.max_words)
     print(f"{num_train} training texts, {len(words)} words and {len(chars)} characters in the vocabularies")
-    with strategy.scope():
-        tagger = model.build_tagger(cfg, words, chars, len(data.tag_names(cfg.data)))
+
+    gazetteers = data.gazetteers() if cfg.model.gazetteers else None
+
+    def build(k):
+        tagger = model.build_tagger(cfg, words, chars, len(data.tag_names(cfg.data)), name=f"ner_tagger_{k}",
+                                    gazetteers=gazetteers)
         model.compile_tagger(tagger, cfg)
-    history = training.fit(tagger, train_ds, val_ds, cfg.train, run_dir, monitor="val_tag_f1", mode="max",
-                           config=cfg)
+        return tagger
+
+    members, epochs_run = training.fit_members(cfg.model.ensemble_size, build, train_ds, val_ds, cfg.train, run_dir,
+                                               strategy, cfg, monitor="val_tag_f1", mode="max")
+    tagger = average_taggers(members, name="ner_tagger")
     train_seconds = time.time() - started
 
     metrics = evaluate(tagger, cfg)
     print(f"\nHeld-out test split ({cfg.data.source}, {metrics['texts']} texts), entity-level:\n"
           f"{format_metrics(metrics)}")
-    report = {"metrics": metrics, "train_seconds": round(train_seconds, 1),
-              "epochs_run": len(history.get("epoch", []))}
+    report = {"metrics": metrics, "train_seconds": round(train_seconds, 1), "epochs_run": epochs_run}
+    if len(members) > 1:  # what the ensemble adds over its members
+        report["member_f1"] = {split: [evaluate(m, cfg, split)["overall"]["f1"] for m in members]
+                               for split in ("validation", "test")}
+        report["validation_f1"] = evaluate(tagger, cfg, "validation")["overall"]["f1"]
+        print(f"members' test F1 {report['member_f1']['test']}; validation F1: members "
+              f"{report['member_f1']['validation']}, ensemble {report['validation_f1']}")
     return training.finish_run(RECIPE, tagger, cfg, run_dir, report)
