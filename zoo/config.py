@@ -44,6 +44,13 @@ def require(condition: bool, name: str, value, expectation: str) -> None:
         raise ConfigError(f"{name}={value!r}: {expectation}")
 
 
+def require_at_least(section: str, config, names, minimum=1) -> None:
+    """Checks that each field ``names`` of ``config`` is ``>= minimum``; a failure names the ``section.field``."""
+    for name in names:
+        value = getattr(config, name)
+        require(value >= minimum, f"{section}.{name}", value, f"must be >= {minimum}")
+
+
 def one_of(name: str, value, choices) -> None:
     require(value in choices, name, value, f"must be one of {list(choices)}")
 
@@ -69,8 +76,7 @@ class TrainConfig:
                                       "and XLA recompiles for each; see benchmarks/bucketing.py)")
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size"):
-            require(getattr(self, name) >= 1, f"train.{name}", getattr(self, name), "must be >= 1")
+        require_at_least("train", self, ("epochs", "batch_size"))
         require(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "must be > 0")
         require(self.clipnorm >= 0, "train.clipnorm", self.clipnorm, "must be >= 0")
         require(self.max_minutes >= 0, "train.max_minutes", self.max_minutes, "must be >= 0")

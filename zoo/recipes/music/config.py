@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from zoo.config import ExportConfig, TrainConfig, one_of, option, require, section
+from zoo.config import ExportConfig, TrainConfig, one_of, option, require, require_at_least, section
 
 # Corpora inside the music21 wheel. JSB: the Bach chorales (``corpus/bach``, public-domain works, encodings
 # distributed with music21). Folk: O'Neill's "Music of Ireland" (1850, public domain) as ABC transcriptions
@@ -41,9 +41,8 @@ class DataConfig:
         require(self.parts >= 0, "data.parts", self.parts, "must be >= 0 (0 = all)")
         require(self.transpose >= 0, "data.transpose", self.transpose, "must be >= 0")
         require(self.max_pieces >= 0, "data.max_pieces", self.max_pieces, "must be >= 0 (0 = all)")
-        for name in ("steps_per_quarter", "max_steps", "max_seed_steps", "max_generate_steps", "max_batch_size",
-                     "num_buckets"):
-            require(getattr(self, name) >= 1, f"data.{name}", getattr(self, name), "must be >= 1")
+        require_at_least("data", self, ("steps_per_quarter", "max_steps", "max_seed_steps", "max_generate_steps",
+                                        "max_batch_size", "num_buckets"))
         require(self.max_steps >= 2, "data.max_steps", self.max_steps, "must be >= 2 (an input and a next step)")
 
     @property
@@ -63,8 +62,7 @@ class ModelConfig:
 
     def __post_init__(self):
         one_of("model.cell", self.cell, ("lstm", "gru", "rnn"))
-        for name in ("units", "num_layers"):
-            require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), "must be >= 1")
+        require_at_least("model", self, ("units", "num_layers"))
         require(self.embedding_dim >= 0, "model.embedding_dim", self.embedding_dim, "must be >= 0")
         for name in ("input_dropout", "dropout"):
             require(0 <= getattr(self, name) < 1, f"model.{name}", getattr(self, name), "must be in [0, 1)")
@@ -81,8 +79,7 @@ class GenerateConfig:
     tempo_bpm: float = option(90.0, "tempo written into the MIDI files")
 
     def __post_init__(self):
-        for name in ("num_samples", "num_steps"):
-            require(getattr(self, name) >= 1, f"generate.{name}", getattr(self, name), "must be >= 1")
+        require_at_least("generate", self, ("num_samples", "num_steps"))
         require(self.seed_steps >= 0, "generate.seed_steps", self.seed_steps, "must be >= 0")
         require(self.temperature >= 0, "generate.temperature", self.temperature, "must be >= 0")
         require(self.top_k >= 0, "generate.top_k", self.top_k, "must be >= 0")

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from zoo.config import ExportConfig, TrainConfig, one_of, option, require, section
+from zoo.config import ExportConfig, TrainConfig, one_of, option, require, require_at_least, section
 
 SOURCES = ("wnut16", "conll2003")
 
@@ -22,9 +22,8 @@ class DataConfig:
 
     def __post_init__(self):
         one_of("data.source", self.source, SOURCES)
-        for name in ("min_word_count", "max_token_chars", "max_tokens", "max_input_chars", "max_batch_size",
-                     "max_entities", "num_buckets"):
-            require(getattr(self, name) >= 1, f"data.{name}", getattr(self, name), "must be >= 1")
+        require_at_least("data", self, ("min_word_count", "max_token_chars", "max_tokens", "max_input_chars",
+                                        "max_batch_size", "max_entities", "num_buckets"))
         require(self.max_words >= 3, "data.max_words", self.max_words, "must be >= 3 (padding, OOV, one word)")
 
 
@@ -41,14 +40,18 @@ class ModelConfig:
     residual: bool = option(False, "residual connections between word-level recurrent layers")
     dropout: float = option(0.5, "dropout on token features, between recurrent layers and before the head")
     head: str = option("crf", "output head: crf (Viterbi-decoded linear-chain CRF) | softmax (independent per token)")
+    background_bias_grid: list[float] = option(
+        [0.0, -0.5, -1.0, -1.5, -2.0, -3.0], "scores added to tag O's emissions before decoding, tried on the "
+        "validation split after training; the best entity F1 is kept (negative values trade precision for recall)")
     ensemble_size: int = option(1, "independently seeded taggers whose emission and transition scores are averaged")
 
     def __post_init__(self):
         one_of("model.cell", self.cell, ("lstm", "gru", "rnn"))
         one_of("model.head", self.head, ("crf", "softmax"))
-        for name in ("word_dim", "char_dim", "units", "num_layers", "ensemble_size"):
-            require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), "must be >= 1")
+        require_at_least("model", self, ("word_dim", "char_dim", "units", "num_layers", "ensemble_size"))
         require(self.char_units >= 0, "model.char_units", self.char_units, "must be >= 0")
+        require(bool(self.background_bias_grid), "model.background_bias_grid", self.background_bias_grid,
+                "must hold at least one value (0.0: no bias)")
         for name in ("word_dropout", "dropout"):
             require(0 <= getattr(self, name) < 1, f"model.{name}", getattr(self, name), "must be in [0, 1)")
 

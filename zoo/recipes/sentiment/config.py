@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from zoo.config import ExportConfig, TrainConfig, one_of, option, require, section
+from zoo.config import ExportConfig, TrainConfig, one_of, option, require, require_at_least, section
 
 VADER_DOMAINS = ("movie", "amazon", "nyt", "tweets")
 
@@ -23,8 +23,7 @@ class DataConfig:
         bad = [d for d in self.train_domains if d not in VADER_DOMAINS]
         require(bool(self.train_domains) and not bad, "data.train_domains", self.train_domains,
                 f"must be a non-empty subset of {list(VADER_DOMAINS)}")
-        for name in ("vocab_size", "max_tokens", "max_input_bytes", "max_batch_size", "num_buckets"):
-            require(getattr(self, name) >= 1, f"data.{name}", getattr(self, name), "must be >= 1")
+        require_at_least("data", self, ("vocab_size", "max_tokens", "max_input_bytes", "max_batch_size", "num_buckets"))
         require(self.vocab_size >= 3, "data.vocab_size", self.vocab_size, "must be >= 3 (padding, OOV, one word)")
 
 
@@ -45,8 +44,7 @@ class ModelConfig:
 
     def __post_init__(self):
         one_of("model.cell", self.cell, ("lstm", "gru", "rnn"))
-        for name in ("embedding_dim", "units", "num_layers", "ensemble_size"):
-            require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), "must be >= 1")
+        require_at_least("model", self, ("embedding_dim", "units", "num_layers", "ensemble_size"))
         for name in ("embedding_dropout", "dropout"):
             require(0 <= getattr(self, name) < 1, f"model.{name}", getattr(self, name), "must be in [0, 1)")
         bad = [p for p in self.pooling if p not in ("last", "mean", "max")]

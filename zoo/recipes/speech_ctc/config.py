@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from zoo.config import ExportConfig, TrainConfig, one_of, option, require, section
+from zoo.config import ExportConfig, TrainConfig, one_of, option, require, require_at_least, section
 
 SAMPLE_RATE = 16000  # Hz; every source is resampled to it, and the served model only accepts it
 SOURCES = ("tuxpaint_espeak", "librispeech", "ljspeech")
@@ -38,9 +38,8 @@ class DataConfig:
         one_of("data.source", self.source, SOURCES)
         require(len(self.alphabet) >= 2 and len(set(self.alphabet)) == len(self.alphabet) and " " in self.alphabet,
                 "data.alphabet", self.alphabet, "must hold distinct characters including a space")
-        for name in ("synthetic_clips", "synthetic_eval_clips", "held_out_voice_every", "max_words",
-                     "max_batch_size", "num_buckets"):
-            require(getattr(self, name) >= 1, f"data.{name}", getattr(self, name), "must be >= 1")
+        require_at_least("data", self, ("synthetic_clips", "synthetic_eval_clips", "held_out_voice_every",
+                                        "max_words", "max_batch_size", "num_buckets"))
         require(self.max_real_clips >= 0, "data.max_real_clips", self.max_real_clips, "must be >= 0")
         require(self.real_train_repeats >= 0, "data.real_train_repeats", self.real_train_repeats, "must be >= 0")
         require(0 <= self.real_train_percent and 0 <= self.real_validation_percent
@@ -77,8 +76,7 @@ class ModelConfig:
 
     def __post_init__(self):
         one_of("model.cell", self.cell, ("lstm", "gru", "rnn"))
-        for name in ("num_mels", "units", "num_layers", "beam_width"):
-            require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), "must be >= 1")
+        require_at_least("model", self, ("num_mels", "units", "num_layers", "beam_width"))
         require(0 < self.hop_ms <= self.frame_ms <= 100, "model.hop_ms", (self.hop_ms, self.frame_ms),
                 "need 0 < hop_ms <= frame_ms <= 100")
         require(bool(self.conv_filters) and all(f >= 1 for f in self.conv_filters), "model.conv_filters",
@@ -87,8 +85,7 @@ class ModelConfig:
                 "model.conv_time_strides", self.conv_time_strides,
                 f"must hold one positive stride per conv layer ({len(self.conv_filters)})")
         require(0 <= self.dropout < 1, "model.dropout", self.dropout, "must be in [0, 1)")
-        for name in ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width"):
-            require(getattr(self, name) >= 0, f"model.{name}", getattr(self, name), "must be >= 0")
+        require_at_least("model", self, ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width"), 0)
         require(self.freq_mask_width < self.num_mels, "model.freq_mask_width", self.freq_mask_width,
                 "must be < model.num_mels")
 

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from zoo.config import ExportConfig, TrainConfig, one_of, option, require, section
+from zoo.config import ExportConfig, TrainConfig, one_of, option, require, require_at_least, section
 
 
 @dataclasses.dataclass
@@ -24,9 +24,8 @@ class DataConfig:
         one_of("data.source", self.source, ("bible", "tfds"))
         require(self.source != "tfds" or bool(self.tfds_name), "data.tfds_name", self.tfds_name,
                 "must name a TFDS dataset when data.source=tfds")
-        for name in ("source_words", "target_words", "max_source_tokens", "max_target_tokens", "max_input_bytes",
-                     "max_batch_size", "num_buckets"):
-            require(getattr(self, name) >= 1, f"data.{name}", getattr(self, name), "must be >= 1")
+        require_at_least("data", self, ("source_words", "target_words", "max_source_tokens", "max_target_tokens",
+                                        "max_input_bytes", "max_batch_size", "num_buckets"))
 
 
 @dataclasses.dataclass
@@ -42,8 +41,7 @@ class ModelConfig:
     def __post_init__(self):
         one_of("model.cell", self.cell, ("lstm", "gru"))
         one_of("model.attention", self.attention, ("luong", "bahdanau"))
-        for name in ("embedding_dim", "units", "encoder_layers", "attention_units"):
-            require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), "must be >= 1")
+        require_at_least("model", self, ("embedding_dim", "units", "encoder_layers", "attention_units"))
         require(self.units % 2 == 0, "model.units", self.units, "must be even (split between encoder directions)")
         require(0 <= self.dropout < 1, "model.dropout", self.dropout, "must be in [0, 1)")
 

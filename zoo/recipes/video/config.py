@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from zoo.config import ExportConfig, TrainConfig, one_of, option, require, section
+from zoo.config import ExportConfig, TrainConfig, one_of, option, require, require_at_least, section
 
 POOLING_MODES = ("last", "mean", "max")
 
@@ -31,9 +31,9 @@ class DataConfig:
 
     def __post_init__(self):
         one_of("data.source", self.source, ("digits", "ucf101"))
-        for name in ("frame_size", "min_frames", "max_frames", "num_train", "num_validation", "num_test",
-                     "frame_stride", "num_buckets", "max_serving_frames", "max_serving_side", "max_batch_size"):
-            require(getattr(self, name) >= 1, f"data.{name}", getattr(self, name), "must be >= 1")
+        require_at_least("data", self, ("frame_size", "min_frames", "max_frames", "num_train", "num_validation",
+                                        "num_test", "frame_stride", "num_buckets", "max_serving_frames",
+                                        "max_serving_side", "max_batch_size"))
         require(self.frame_size >= 8, "data.frame_size", self.frame_size, "must be >= 8 (the encoder pools 3 times)")
         require(self.max_frames >= self.min_frames, "data.max_frames", self.max_frames,
                 f"must be >= data.min_frames ({self.min_frames})")
@@ -66,8 +66,7 @@ class ModelConfig:
         require(bool(self.filters) and all(f >= 1 for f in self.filters), "model.filters", self.filters,
                 "must be a non-empty list of positive ints")
         require(len(self.filters) <= 3, "model.filters", self.filters, "at most 3 conv blocks (frames may be 8x8)")
-        for name in ("frame_features", "convlstm_filters", "units", "num_layers"):
-            require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), "must be >= 1")
+        require_at_least("model", self, ("frame_features", "convlstm_filters", "units", "num_layers"))
         require(0 <= self.dropout < 1, "model.dropout", self.dropout, "must be in [0, 1)")
         bad = [p for p in self.pooling if p not in POOLING_MODES]
         require(bool(self.pooling) and not bad, "model.pooling", self.pooling, f"must use {' | '.join(POOLING_MODES)}")
