@@ -62,3 +62,17 @@ def test_ensemble_survives_keras_save(tmp_path):
     clone = keras.models.load_model(tmp_path / "ensemble.keras")
     for key in ("tags", "emissions"):
         np.testing.assert_allclose(clone(IDS)[key].numpy(), ensemble(IDS)[key].numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("head", ["crf", "softmax"])
+def test_background_bias_shifts_decoding_but_not_the_loss(head, tmp_path):
+    model = tagger(4, head)
+    out = model(IDS)
+    loss = float(model.compute_loss(y=tf.zeros_like(IDS), y_pred=out))
+    model.background_bias = -100.0
+    biased = model(IDS)
+    assert (biased["tags"].numpy()[0] != 0).all() and (biased["tags"].numpy()[1, 2:] == 0).all()
+    assert (model.probabilities(biased["emissions"], biased["mask"]).numpy()[0, :, 0] < 1e-6).all()
+    np.testing.assert_allclose(float(model.compute_loss(y=tf.zeros_like(IDS), y_pred=biased)), loss, rtol=1e-6)
+    model.save(tmp_path / "biased.keras")
+    assert keras.models.load_model(tmp_path / "biased.keras").background_bias == -100.0

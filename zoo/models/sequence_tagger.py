@@ -20,31 +20,43 @@ class SequenceTagger(keras.Model):
     Args:
         encoder: `keras.Model` inputs → `[emissions (batch, time, K), mask (batch, time)]`.
         head: `"crf"` or `"softmax"`.
+        background_bias: float. Added to the emission score of tag 0 before decoding; a negative value trades
+            precision for recall. Tune it on validation data after training (it is 0 while training).
 
     Returns (call):
         dict with `"tags"` int32 `(batch, time)` (0 at padding), `"emissions"` and `"mask"`.
     """
 
-    def __init__(self, encoder, head="crf", **kwargs):
+    def __init__(self, encoder, head="crf", background_bias=0.0, **kwargs):
         super().__init__(**kwargs)
         if head not in ("crf", "softmax"):
             raise ValueError(f"head must be 'crf' or 'softmax', got {head!r}")
         self.encoder, self.head = encoder, head
+        self.background_bias = float(background_bias)
         self.num_tags = encoder.outputs[0].shape[-1]
         self.crf = CRF(self.num_tags, name="crf") if head == "crf" else None
         self.tag_f1 = TagF1()
 
     def call(self, inputs, training=None):
         emissions, mask = self.encoder(inputs, training=training)
+        return {"tags": self.decode(emissions, mask), "emissions": emissions, "mask": mask}
+
+    def _biased(self, emissions):
+        if not self.background_bias:
+            return emissions
+        return tf.concat([emissions[..., :1] + self.background_bias, emissions[..., 1:]], axis=-1)
+
+    def decode(self, emissions, mask):
+        """Tags `(batch, time)` int32 of emission scores (0 at padding): the Viterbi path or per-step argmaxes."""
+        emissions = self._biased(emissions)
         if self.crf is not None:
-            tags = self.crf(emissions, mask=mask)
-        else:
-            tags = tf.where(mask, tf.argmax(emissions, axis=-1, output_type=tf.int32), 0)
-        return {"tags": tags, "emissions": emissions, "mask": mask}
+            return self.crf(emissions, mask=mask)
+        return tf.where(mask, tf.argmax(emissions, axis=-1, output_type=tf.int32), 0)
 
     def probabilities(self, emissions, mask):
         """Per-step tag probabilities `(batch, time, K)`, zeros at padding: the CRF's posterior marginals
         (forward-backward) or the softmax of the emissions."""
+        emissions = self._biased(emissions)
         if self.crf is not None:
             return self.crf.marginals(emissions, mask)
         return tf.nn.softmax(emissions) * tf.cast(mask, emissions.dtype)[:, :, tf.newaxis]
@@ -64,7 +76,8 @@ class SequenceTagger(keras.Model):
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def get_config(self):
-        return {"name": self.name, "encoder": keras.saving.serialize_keras_object(self.encoder), "head": self.head}
+        return {"name": self.name, "encoder": keras.saving.serialize_keras_object(self.encoder), "head": self.head,
+                "background_bias": self.background_bias}
 
     @classmethod
     def from_config(cls, config):
