@@ -1,0 +1,281 @@
+"""dna recipe: GenBank labels, training windows, the windowed tagger, the serving signature, the baseline."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo.config import ConfigError, from_dict
+from zoo.recipes.dna import baseline, data, model, train
+from zoo.recipes.dna.config import DnaConfig
+
+TINY_MODEL = {"conv_filters": 8, "conv_kernel": 5, "conv_layers": 2, "pool_size": 3, "units": 6, "num_layers": 1}
+TINY_DATA = {"window": 60, "margin": 10, "max_input_bases": 5000, "max_batch_size": 4, "max_exons": 5}
+
+# Two records: a plus-strand gene with two exons, a minus-strand one with three, and an ambiguity code (R).
+GENBANK = """\
+LOCUS       plus_gene                 40 bp    DNA              UNK 01-JAN-1980
+FEATURES             Location/Qualifiers
+     source          1..40
+     CDS             join(6..12,21..30)
+                     /gene="1"
+ORIGIN
+        1 acgtacgtac gtacgtacgt acgtacgtac gtacgtrcgt
+//
+LOCUS       minus_gene                30 bp    DNA              UNK 01-JAN-1980
+FEATURES             Location/Qualifiers
+     source          1..30
+     CDS             complement(join(2..4,8..10,20..25))
+                     /gene="2"
+ORIGIN
+        1 ttttttgggg ccccaaaaac gtacgtacgt
+//
+"""
+
+
+def tiny_config(tmp_path=None, **sections):
+    values = {"model": dict(TINY_MODEL), "data": dict(TINY_DATA)}
+    for name, extra in sections.items():
+        values.setdefault(name, {}).update(extra)
+    return from_dict(DnaConfig, values)
+
+
+def tiny_tagger(head="crf"):
+    keras.utils.set_random_seed(0)
+    return model.build_tagger(tiny_config(model={"head": head}))
+
+
+@pytest.fixture
+def genbank_file(tmp_path):
+    path = tmp_path / "genes.gb"
+    path.write_text(GENBANK)
+    return path
+
+
+def test_genbank_records_get_strand_aware_per_base_labels(genbank_file):
+    plus, minus = data.read_genbank(genbank_file)
+    E, I, G = data.EXON, data.INTRON, data.INTERGENIC
+    assert plus.labels.tolist() == [G] * 5 + [E] * 7 + [I] * 8 + [E] * 10 + [G] * 10
+    assert plus.exons == [(5, 12), (20, 30)] and plus.strand == 1
+    assert plus.sequence[36] == "N" and set(plus.sequence) == set("ACGTN")  # R is ambiguous: N
+    assert minus.labels.tolist() == [G] + [E] * 3 + [I] * 3 + [E] * 3 + [I] * 9 + [E] * 6 + [G] * 5
+    assert minus.exons == [(1, 4), (7, 10), (19, 25)] and minus.strand == -1
+
+
+def test_bad_genbank_files_get_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        data.read_genbank(tmp_path / "missing.gb")
+    (tmp_path / "empty.gb").write_text("")
+    with pytest.raises(ValueError, match="no GenBank record"):
+        data.read_genbank(tmp_path / "empty.gb")
+    (tmp_path / "corrupt.gb").write_text(GENBANK[:300])
+    with pytest.raises(ValueError, match="not a readable GenBank file"):
+        data.read_genbank(tmp_path / "corrupt.gb")
+
+
+def test_encode_and_reverse_complement():
+    assert data.encode("ACGTNacgtn").tolist() == [1, 2, 3, 4, 5] * 2
+    with pytest.raises(ValueError, match="'X'"):
+        data.encode("ACXG")
+    ids, labels = data.reverse_complement(tf.constant([1, 1, 2, 5]), tf.constant([0, 1, 1, 2]))
+    assert ids.numpy().tolist() == [5, 3, 4, 4] and labels.numpy().tolist() == [2, 1, 1, 0]
+
+
+@pytest.mark.parametrize("offset", [0, 1, 7, 9])
+def test_tiles_are_right_padded_and_cover_every_base_once(offset):
+    ids = tf.range(1, 24)
+    pieces, labels = (t.numpy() for t in data.tile(ids, ids * 10, 10, tf.constant(offset)))
+    assert pieces.shape[1] == 10 and (labels == pieces * 10).all()
+    real = pieces[pieces != 0]
+    assert real.tolist() == list(range(1, 24))
+    for row in pieces:  # padding only at the end of a piece
+        n = int((row != 0).sum())
+        assert (row[:n] != 0).all() and (row[n:] == 0).all()
+    assert (pieces[0] != 0).sum() == min(10 - offset, 23)
+
+
+def test_training_windows_cover_each_record(genbank_file):
+    records = data.read_genbank(genbank_file)
+    cfg = tiny_config().data
+    batches = list(data.training_windows(records, cfg, 2, shuffle=False, seed=0))
+    ids = np.concatenate([b[0].numpy() for b in batches])
+    labels = np.concatenate([b[1].numpy() for b in batches])
+    assert ids.shape[1] == cfg.window and (ids != 0).sum() == 70
+    assert labels[ids != 0].tolist() == np.concatenate([r.labels for r in records]).tolist()
+    shuffled = list(data.training_windows(records, cfg, 2, shuffle=True, seed=3))
+    assert sum(int((b[0].numpy() != 0).sum()) for b in shuffled) == 70
+
+
+def test_shared_layers_keep_masked_steps_out():
+    x = tf.constant([[[1.0], [5.0], [2.0], [0.0], [0.0]]])
+    mask = tf.constant([[True, True, True, False, False]])
+    pooled, pooled_mask = model.PooledSteps(2)(x, mask)
+    assert pooled.numpy().ravel().tolist() == [5.0, 2.0, 0.0] and pooled_mask.numpy().tolist() == [[1, 1, 0]]
+    assert model.RepeatedSteps(2)(pooled, x).numpy().ravel().tolist() == [5, 5, 2, 2, 0]
+
+
+@pytest.mark.parametrize("head", ["crf", "softmax"])
+def test_shapes_and_masking_invariance_across_windows(head):
+    tagger = tiny_tagger(head)
+    cfg = tiny_config().data
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 6, (3, 170)).astype(np.int32)
+    ids[1, 95:] = 0
+    ids[2, 4:] = 0
+    labels, probabilities = (t.numpy() for t in model.predict(tagger, ids, cfg))
+    assert labels.shape == (3, 170) and probabilities.shape == (3, 170, 3)
+    assert (labels[1, 95:] == -1).all() and (labels[1, :95] >= 0).all()
+    np.testing.assert_allclose(probabilities[:, :4].sum(-1), 1.0, rtol=1e-5)
+    assert (probabilities[1, 95:] == 0).all()
+    padded_labels, padded_probabilities = (t.numpy() for t in model.predict(tagger, np.pad(ids, [(0, 0), (0, 77)]),
+                                                                            cfg))
+    np.testing.assert_array_equal(padded_labels[:, :170], labels)
+    np.testing.assert_allclose(padded_probabilities[:, :170], probabilities, atol=1e-5)
+    alone_labels, alone_probabilities = (t.numpy() for t in model.predict(tagger, ids[1:2, :95], cfg))
+    np.testing.assert_array_equal(alone_labels[0], labels[1, :95])
+    np.testing.assert_allclose(alone_probabilities[0], probabilities[1, :95], atol=1e-5)
+
+
+def test_one_window_equals_the_plain_encoder():
+    tagger = tiny_tagger("softmax")
+    ids = np.random.default_rng(1).integers(1, 6, (2, 45)).astype(np.int32)
+    windowed = model.windowed_emissions(tagger.encoder, ids, 60, 10).numpy()
+    direct = tagger.encoder(ids)[0].numpy()
+    np.testing.assert_allclose(windowed, direct, atol=1e-5)
+
+
+def test_serving_fn_validates_and_bounds_its_input():
+    tagger = tiny_tagger()
+    serve = model.make_serving_fn(tagger, tiny_config().data)
+    out = serve(tf.constant([b"ACGTNACGTA" * 13, b"acgtnacgta" * 13, b"", b"A"]))
+    assert out["labels"].shape == (4, 130) and out["lengths"].numpy().tolist() == [130, 130, 0, 1]
+    np.testing.assert_array_equal(out["labels"][0], out["labels"][1])  # soft-masking reads like upper case
+    assert [len(a) for a in out["annotation"].numpy()] == [130, 130, 0, 1]
+    assert out["exon_start"].shape == (4, 5) and (out["num_exons"].numpy() <= 5).all()
+    assert serve(tf.constant([], tf.string))["labels"].shape == (0, 0)
+    for bad, message in ((["ACGU"], "other than A, C, G, T, N"), (["A" * 5001], "too long"),
+                         (["A"] * 5, "batch too large"), (["ACG\xff".encode("latin-1")], "other than")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            serve(tf.constant(bad))
+
+
+def test_exon_intervals_match_runs():
+    labels = np.array([[0, 1, 1, 2, 1, -1], [1, 1, 1, 1, 1, 1], [-1] * 6], np.int32)
+    starts, ends, counts = (t.numpy() for t in model.exon_intervals(labels, 2))
+    assert counts.tolist() == [2, 1, 0]
+    assert starts[0].tolist() == [1, 4] and ends[0].tolist() == [3, 5]
+    assert starts[1].tolist() == [0, 0] and ends[1].tolist() == [6, 0]
+    assert train.runs_of(labels[0], data.EXON) == [(1, 3), (4, 5)]
+
+
+def test_keras_save_and_reload_give_equal_outputs(tmp_path):
+    tagger = tiny_tagger()
+    ids = np.random.default_rng(2).integers(1, 6, (2, 50)).astype(np.int32)
+    tagger.save(tmp_path / "m.keras")
+    clone = keras.models.load_model(tmp_path / "m.keras")
+    for key in ("tags", "emissions"):
+        np.testing.assert_allclose(clone(ids)[key].numpy(), tagger(ids)[key].numpy(), atol=1e-6)
+
+
+def test_kmer_features_count_windows():
+    seq = "ACGTNAC"
+    features = baseline.kmer_features(seq, 2, 1)
+    assert features.shape == (7, 4 + 16)
+    # Base 1 (C): 1-mers starting at 0..2 = A, C, G; 2-mers starting there: AC, CG, GT.
+    np.testing.assert_allclose(features[1, :4], [1 / 3, 1 / 3, 1 / 3, 0])
+    assert features[1, 4 + 1] == features[1, 4 + 6] == features[1, 4 + 11] == pytest.approx(1 / 3)
+    assert features[4, 4:].sum() == pytest.approx(1 / 3)  # only GT: TN and NA hold N
+
+
+def test_score_of_perfect_and_shifted_predictions(genbank_file):
+    records = data.read_genbank(genbank_file)
+    perfect = [(r.labels.astype(np.int32), np.eye(3)[r.labels]) for r in records]
+    metrics = train.score(records, perfect)
+    assert metrics["exon"]["f1"] == metrics["exon_auroc"] == metrics["gene_structure_accuracy"] == 1.0
+    assert metrics["exon_f1_minus_strand"] == 1.0 and metrics["bases"] == 70
+    shifted = [(np.roll(labels, 1), probs) for labels, probs in perfect]
+    metrics = train.score(records, shifted)
+    assert metrics["gene_structure_accuracy"] == 0.0 and metrics["exon_sensitivity"] == 0.0
+    assert 0.5 < metrics["exon"]["f1"] < 1.0
+
+
+@pytest.mark.parametrize("bad, name", [({"data": {"margin": 30}}, "data.margin"),
+                                       ({"data": {"source": "genbank"}}, "data.train_path/test_path"),
+                                       ({"model": {"head": "hmm"}}, "model.head"),
+                                       ({"baseline": {"k": 9}}, "baseline.k")])
+def test_config_validation_names_the_bad_value(bad, name):
+    values = {**bad, "data": {**TINY_DATA, **bad.get("data", {})}}
+    with pytest.raises(ConfigError, match=name.replace(".", r"\.")):
+        from_dict(DnaConfig, values)
+
+
+SERVE_IN_SUBPROCESS = r"""
+import json, sys
+sys.modules["zoo"] = None  # the served model must not need the zoo package
+import tensorflow as tf
+fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+out = {}
+for name, sequences in json.loads(sys.argv[2]).items():
+    try:
+        result = fn(sequence=tf.constant([s.encode("latin-1") for s in sequences], tf.string))
+        out[name] = {k: v.numpy().tolist() for k, v in result.items() if k != "annotation"}
+        out[name]["annotation"] = [a.decode() for a in result["annotation"].numpy()]
+    except tf.errors.InvalidArgumentError as e:
+        out[name] = {"error": e.message}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
+    cfg = tiny_config(
+        data={"window": 400, "margin": 50},
+        baseline={"train_bases": 3000, "k": 2},
+        train={"epochs": 1, "batch_size": 8, "max_train_examples": 6, "max_eval_examples": 3,
+               "run_dir": str(tmp_path / "run"), "verbose": 0},
+        export={"base_dir": str(tmp_path / "saved_models")},
+    )
+    report = train.run(cfg)
+    assert report["metrics"]["genes"] == 3 and 0 <= report["metrics"]["exon"]["f1"] <= 1
+    assert report["baseline"]["genes"] == 3 and 0 <= report["baseline"]["exon_auroc"] <= 1
+    saved = report["saved_model"]
+    assert saved.endswith("/dna/1")
+
+    test_records = data.load_split(cfg.data, "test")[:2]
+    requests = {
+        "genes": [r.sequence for r in test_records] + ["acgtn" * 30],
+        "empty": ["", ""],
+        "invalid": ["ACGTU"],
+        "too_long": ["A" * 5001],
+        "empty_batch": [],
+    }
+    served = subprocess.run([sys.executable, "-I", "-c", SERVE_IN_SUBPROCESS, saved, json.dumps(requests)],
+                            cwd="/tmp", capture_output=True, text=True, timeout=300)
+    assert served.returncode == 0, served.stderr[-3000:]
+    out = json.loads(served.stdout.strip().splitlines()[-1])
+
+    in_memory = model.make_serving_fn(keras.models.load_model(report["model"]), cfg.data)
+    expected = in_memory(tf.constant([s.encode() for s in requests["genes"]]))
+    assert out["genes"]["labels"] == expected["labels"].numpy().tolist()
+    np.testing.assert_allclose(out["genes"]["probabilities"], expected["probabilities"].numpy(), atol=1e-5)
+    assert out["genes"]["lengths"] == [len(s) for s in requests["genes"]]
+    assert [len(a) for a in out["genes"]["annotation"]] == out["genes"]["lengths"]
+    assert out["empty"]["lengths"] == [0, 0] and out["empty_batch"]["labels"] == []
+    assert "other than A, C, G, T, N" in out["invalid"]["error"]
+    assert "too long" in out["too_long"]["error"]
+
+
+def test_genbank_source_trains_on_user_files(genbank_file, tmp_path):
+    cfg = tiny_config(data={"source": "genbank", "train_path": str(genbank_file), "test_path": str(genbank_file),
+                            "validation_percent": 0})
+    assert [r.name for r in data.load_split(cfg.data, "train")] == ["plus_gene", "minus_gene"]
+    assert data.load_split(cfg.data, "validation") == []
+    tagger = model.build_tagger(cfg)
+    model.compile_tagger(tagger, cfg)
+    windows = data.training_windows(data.load_split(cfg.data, "train"), cfg.data, 2, True, 0)
+    loss = tagger.fit(windows, epochs=2, verbose=0).history["loss"]
+    assert np.isfinite(loss).all()

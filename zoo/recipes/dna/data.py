@@ -1,0 +1,201 @@
+"""DNA data: annotated genes from GenBank files, per-base labels, and the training windows.
+
+Default source, offline: the AUGUSTUS tutorial's gene set in Debian's ``augustus-doc`` (fetched with
+``apt-get download``, sha256-pinned, unpacked in the cache): 586 *Drosophila melanogaster* chr2R genes, each with
+about 1 kb of flank, split by the tutorial itself into ``genes.gb.train`` (486 records) and ``genes.gb.test``
+(100 records), so test genes are unseen. Every record holds one gene's coding sequence as a ``CDS`` feature,
+``join(...)`` of its coding exons, on either strand (``complement(...)``).
+
+Per-base labels, from the CDS parts: exon (coding), intron (between two parts of the same CDS), intergenic
+(everything else, UTRs included: the set annotates no UTRs). Labels do not depend on the strand — a minus-strand
+gene's exons are exons — and training adds each record's reverse complement half the time, so the model reads
+both strands alike. Other IUPAC codes in a record become N. The validation split is cut from the training file
+by a CRC32 hash of each record's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from zoo.data import fetch
+from zoo.recipes.dna.config import DataConfig
+
+AUGUSTUS_DEB = ("augustus-doc", "3.5.0+dfsg-2", "8427ef32b4f345dc336066215390572f242c79818bcb6a709df87b4be43fc71b")
+AUGUSTUS_RESULTS = "usr/share/doc/augustus/tutorial/results"
+AUGUSTUS_RECORDS = {"genes.gb.train": 486, "genes.gb.test": 100}
+
+LABELS = ("intergenic", "exon", "intron")
+INTERGENIC, EXON, INTRON = range(len(LABELS))
+BASES = "ACGTN"  # ids 1..5; 0 is padding
+PAD_ID = 0
+COMPLEMENT_IDS = np.array([0, 4, 3, 2, 1, 5], np.int32)  # pad, A↔T, C↔G, N
+
+
+@dataclasses.dataclass
+class GeneRecord:
+    """One annotated sequence.
+
+    Attributes:
+        name: the record's name (GenBank LOCUS).
+        sequence: str over ACGTN, upper case.
+        labels: int8 array `(len(sequence),)`, indices into `LABELS`.
+        exons: sorted `(start, end)` 0-based half-open coding intervals (touching parts merged).
+        strand: +1 or -1, the strand of the record's first CDS (0 without one).
+    """
+
+    name: str
+    sequence: str
+    labels: np.ndarray
+    exons: list[tuple[int, int]]
+    strand: int
+
+
+def encode(sequence: str) -> np.ndarray:
+    """ACGTN (either case) → int32 ids 1..5; anything else raises ValueError naming the character."""
+    table = np.zeros(256, np.int32)
+    for i, base in enumerate(BASES, start=1):
+        table[ord(base)] = table[ord(base.lower())] = i
+    raw = np.frombuffer(sequence.encode("latin-1", errors="replace"), np.uint8)
+    ids = table[raw]
+    if (ids == 0).any():
+        bad = sequence[int(np.argmax(ids == 0))]
+        raise ValueError(f"sequence holds {bad!r}; only A, C, G, T and N (either case) are bases")
+    return ids
+
+
+def _merged(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[list[int]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(s, e) for s, e in merged]
+
+
+def label_record(record) -> GeneRecord:
+    """A Biopython ``SeqRecord`` → `GeneRecord` with per-base labels from its CDS features."""
+    sequence = str(record.seq).upper()
+    sequence = sequence.translate({ord(c): "N" for c in set(sequence) - set("ACGT")})
+    labels = np.full(len(sequence), INTERGENIC, np.int8)
+    exons, strand = [], 0
+    cds = [f for f in record.features if f.type == "CDS"]
+    for feature in cds:
+        parts = sorted((int(p.start), int(p.end)) for p in feature.location.parts)
+        for (_, end), (start, _) in zip(parts[:-1], parts[1:]):
+            labels[end:start] = INTRON
+        exons.extend(parts)
+        strand = strand or (feature.location.strand or 0)
+    for start, end in exons:  # exons win where a part overlaps another CDS's intron
+        labels[start:end] = EXON
+    return GeneRecord(record.name, sequence, labels, _merged(exons), strand)
+
+
+def read_genbank(path: str | Path) -> list[GeneRecord]:
+    """Every record of a GenBank file (plain or gzip), labelled; a file with no record is an error."""
+    from Bio import BiopythonParserWarning, SeqIO
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"GenBank file {path} does not exist")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as handle, warnings.catch_warnings():
+        # The AUGUSTUS files' LOCUS lines omit the molecule type and date columns; Biopython warns and copes.
+        warnings.simplefilter("ignore", BiopythonParserWarning)
+        try:
+            records = [label_record(r) for r in SeqIO.parse(handle, "genbank")]
+        except ValueError as e:
+            raise ValueError(f"{path} is not a readable GenBank file: {e}") from e
+    if not records:
+        raise ValueError(f"{path} holds no GenBank record")
+    return records
+
+
+def augustus_files() -> dict[str, Path]:
+    """The tutorial's train and test files, fetched and checked against their known record counts."""
+    results = fetch.debian_package(*AUGUSTUS_DEB) / AUGUSTUS_RESULTS
+    files = {name: results / name for name in AUGUSTUS_RECORDS}
+    for name, path in files.items():
+        count = path.read_text().count("\nLOCUS ") + path.read_text().startswith("LOCUS ")
+        if count != AUGUSTUS_RECORDS[name]:
+            raise fetch.FetchError(f"{path} holds {count} records, expected {AUGUSTUS_RECORDS[name]}")
+    return {"train": files["genes.gb.train"], "test": files["genes.gb.test"]}
+
+
+def split_of(name: str, validation_percent: int) -> str:
+    return "validation" if zlib.crc32(name.encode()) % 100 < validation_percent else "train"
+
+
+def load_split(cfg: DataConfig, split: str) -> list[GeneRecord]:
+    """Records of ``split``: train / validation (cut from the training file) / test."""
+    if split not in ("train", "validation", "test"):
+        raise ValueError(f"unknown split {split!r}")
+    if cfg.source == "augustus":
+        files = augustus_files()
+    else:
+        files = {"train": Path(cfg.train_path), "test": Path(cfg.test_path)}
+    if split == "test":
+        return read_genbank(files["test"])
+    return [r for r in read_genbank(files["train"]) if split_of(r.name, cfg.validation_percent) == split]
+
+
+def record_dataset(records: list[GeneRecord]) -> tf.data.Dataset:
+    """(ids, labels) of every record, variable length, int32."""
+    lengths = [len(r.sequence) for r in records]
+    ids = np.concatenate([encode(r.sequence) for r in records]) if records else np.zeros(0, np.int32)
+    labels = np.concatenate([r.labels for r in records]).astype(np.int32) if records else np.zeros(0, np.int32)
+    ragged = lambda values: tf.RaggedTensor.from_row_lengths(values, lengths)  # noqa: E731
+    return tf.data.Dataset.from_tensor_slices((ragged(ids), ragged(labels)))
+
+
+def reverse_complement(ids, labels):
+    """The other strand read 5'→3': complemented bases in reverse order; per-base labels follow their base."""
+    return tf.reverse(tf.gather(COMPLEMENT_IDS, ids), [0]), tf.reverse(labels, [0])
+
+
+def tile(ids, labels, window: int, offset):
+    """Cuts one record into `window`-long pieces `(n, window)`, right-padded, the first `window - offset` long.
+
+    Inserting `offset` padding steps after the first piece shifts every later cut, so each epoch sees other cut
+    points while every piece stays right-padded (what masked recurrent layers need).
+    """
+    head = tf.minimum(window - offset, tf.size(ids))
+
+    def shifted(x):
+        return tf.concat([x[:head], tf.zeros([window - head], x.dtype), x[head:]], axis=0)
+
+    frame = lambda x: tf.signal.frame(shifted(x), window, window, pad_end=True, pad_value=0)  # noqa: E731
+    return frame(ids), frame(labels)
+
+
+def training_windows(records: list[GeneRecord], cfg: DataConfig, batch_size: int, shuffle: bool,
+                     seed: int) -> tf.data.Dataset:
+    """Batches of `(ids (batch, window), labels (batch, window))` covering every base of ``records`` once.
+
+    With ``shuffle`` (training) each epoch cuts every record at a random offset, reads it on a random strand
+    (when ``cfg.reverse_complement``) and shuffles the pieces; otherwise cuts start at each record's first base.
+    """
+    ds = record_dataset(records)
+    window = cfg.window
+
+    def pieces(ids, labels):
+        if shuffle:
+            if cfg.reverse_complement:
+                flip = tf.random.uniform([], seed=seed) < 0.5
+                ids, labels = tf.cond(flip, lambda: reverse_complement(ids, labels), lambda: (ids, labels))
+            offset = tf.random.uniform([], 0, window, tf.int32, seed=seed + 1)
+        else:
+            offset = tf.constant(0)
+        return tf.data.Dataset.from_tensor_slices(tile(ids, labels, window, offset))
+
+    ds = ds.flat_map(pieces).filter(lambda ids, _: tf.reduce_any(ids != PAD_ID))
+    if shuffle:
+        ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

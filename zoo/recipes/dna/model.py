@@ -1,0 +1,247 @@
+"""The gene-structure network (DanQ style), window stitching, the in-graph base encoder and the serving signature.
+
+Forward pass, one window of base ids `(batch, window)` (0 = padding): one-hot bases (N = ¼ each) → `conv_layers` ×
+Conv1D motif detectors (padding zeroed after each, so a padded batch computes what an unpadded one does) → max-pool
+by `pool_size` → the shared ``RecurrentStack`` (BiLSTM) for long-range context (codon phase, splice-site pairing) at
+1/`pool_size` of the base rate → repeated back to every base ⊕ the motif features (base-exact boundaries) → a
+per-base hidden layer → emission scores of intergenic / exon / intron → ``SequenceTagger``'s CRF (or softmax) head.
+
+Sequences of any length run as overlapping windows: each window keeps its centre, `margin` bases away from a cut,
+and the CRF decodes the stitched scores of the whole sequence at once.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.layers import RecurrentStack
+from zoo.models import SequenceTagger
+from zoo.recipes.dna.config import DataConfig, DnaConfig, ModelConfig
+from zoo.recipes.dna.data import BASES, EXON, LABELS, PAD_ID
+
+ANNOTATION_LETTERS = ".EI"  # one letter per base in the served annotation string: intergenic, exon, intron
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class BaseOneHot(keras.layers.Layer):
+    """Base ids `(batch, time)` (0 pad, 1..4 ACGT, 5 N) → float32 `(batch, time, 4)`: one-hot, N = 0.25 each,
+    padding all zeros."""
+
+    def call(self, ids):
+        table = tf.constant([[0.0] * 4, *np.eye(4).tolist(), [0.25] * 4], tf.float32)
+        return tf.gather(table, tf.cast(ids, tf.int32))
+
+    def compute_output_spec(self, ids):
+        return keras.KerasTensor(tuple(ids.shape) + (4,), dtype="float32")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ZeroPadded(keras.layers.Layer):
+    """Features `(batch, time, d)` with padded steps set to zero, as 'same' convolutions see beyond the ends."""
+
+    def call(self, x, mask):
+        return x * tf.cast(mask, x.dtype)[:, :, tf.newaxis]
+
+    def compute_output_spec(self, x, mask):
+        return keras.KerasTensor(x.shape, dtype=x.dtype)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class PooledSteps(keras.layers.Layer):
+    """Max-pools `(batch, time, d)` by `pool_size` along time (the last pool may be partial) and returns the pooled
+    mask: a pooled step is valid when any of its steps is. Inputs must be zero (and ≥ 0) at padded steps.
+
+    Args:
+        pool_size: int. Steps per pooled step.
+    """
+
+    def __init__(self, pool_size=4, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = pool_size
+
+    def call(self, x, mask):
+        time = tf.shape(x)[1]
+        pooled_time = (time + self.pool_size - 1) // self.pool_size
+        x = tf.pad(x, [[0, 0], [0, pooled_time * self.pool_size - time], [0, 0]])
+        pooled = tf.nn.max_pool1d(x, self.pool_size, self.pool_size, "VALID")
+        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        pooled_mask = tf.sequence_mask((lengths + self.pool_size - 1) // self.pool_size, pooled_time)
+        return pooled, pooled_mask
+
+    def compute_output_spec(self, x, mask):
+        time = None if x.shape[1] is None else -(-x.shape[1] // self.pool_size)
+        return (keras.KerasTensor((x.shape[0], time, x.shape[2]), dtype=x.dtype),
+                keras.KerasTensor((x.shape[0], time), dtype="bool"))
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class RepeatedSteps(keras.layers.Layer):
+    """Undoes `PooledSteps`' time scale: repeats each step `pool_size` times and crops to the length of `like`.
+
+    Args:
+        pool_size: int. Repeats per step.
+    """
+
+    def __init__(self, pool_size=4, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = pool_size
+        self.supports_masking = True
+
+    def call(self, x, like):
+        return tf.repeat(x, self.pool_size, axis=1)[:, :tf.shape(like)[1]]
+
+    def compute_mask(self, x, like, mask=None):
+        return None  # the pooled mask does not fit the base rate; the tagger carries the base mask itself
+
+    def compute_output_spec(self, x, like):
+        return keras.KerasTensor((x.shape[0], like.shape[1], x.shape[2]), dtype=x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class BaseMask(keras.layers.Layer):
+    """Base ids → bool mask of the real (non-padding) bases."""
+
+    def call(self, ids):
+        return tf.not_equal(ids, PAD_ID)
+
+    def compute_output_spec(self, ids):
+        return keras.KerasTensor(ids.shape, dtype="bool")
+
+
+def build_encoder(cfg: ModelConfig, num_tags: int = len(LABELS)) -> keras.Model:
+    """Base ids `(batch, time)` → `(emissions (batch, time, num_tags), mask (batch, time))`."""
+    ids = keras.Input(shape=(None,), dtype="int32", name="bases")
+    mask = BaseMask(name="base_mask")(ids)
+    x = BaseOneHot(name="one_hot")(ids)
+    for i in range(cfg.conv_layers):
+        x = keras.layers.Conv1D(cfg.conv_filters, cfg.conv_kernel, padding="same", activation="relu",
+                                name=f"motif_conv_{i}")(x)
+        x = ZeroPadded(name=f"motif_zero_padded_{i}")(x, mask)
+    motifs = x
+    context, context_mask = x, mask
+    if cfg.pool_size > 1:
+        context, context_mask = PooledSteps(cfg.pool_size, name="pool")(x, mask)
+    context = keras.layers.Dropout(cfg.dropout, name="motif_dropout")(context)
+    context = RecurrentStack(cfg.cell, cfg.units, cfg.num_layers, bidirectional=True, dropout=cfg.dropout,
+                             return_sequences=True, name="recurrent_stack")(context, mask=context_mask)
+    if cfg.pool_size > 1:
+        context = RepeatedSteps(cfg.pool_size, name="unpool")(context, motifs)
+    x = keras.layers.Concatenate(name="base_features")([motifs, context])
+    x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
+    x = keras.layers.Dense(2 * cfg.units, activation="relu", name="hidden")(x)
+    emissions = keras.layers.Dense(num_tags, name="emissions")(x)
+    return keras.Model(ids, [emissions, mask], name="dna_encoder")
+
+
+def build_tagger(cfg: DnaConfig) -> SequenceTagger:
+    tagger = SequenceTagger(build_encoder(cfg.model), cfg.model.head, name="dna_tagger")
+    tagger(tf.ones((1, 2), tf.int32))  # builds the head's weights before compile and save
+    return tagger
+
+
+def compile_tagger(tagger: SequenceTagger, cfg: DnaConfig) -> None:
+    tagger.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm or None))
+
+
+def windowed_emissions(encoder: keras.Model, ids, window: int, margin: int):
+    """Emission scores `(batch, time, K)` of sequences of any length, computed window by window.
+
+    Windows of `window` bases start every `window - 2 * margin` bases; each contributes its centre (bases at least
+    `margin` from its cuts), the first also its head. Every window is right-padded, as the recurrent stack needs.
+    """
+    ids = tf.convert_to_tensor(ids, tf.int32)
+    batch, time = tf.shape(ids)[0], tf.shape(ids)[1]
+    ids = tf.pad(ids, [[0, tf.maximum(1 - batch, 0)], [0, 0]])  # convolutions fail on an empty batch
+    stride = window - 2 * margin
+    count = tf.maximum((time - margin + stride - 1) // stride, 1)
+    padded = tf.pad(ids, [[0, 0], [0, (count - 1) * stride + window - time]])
+    windows = tf.reshape(tf.signal.frame(padded, window, stride, axis=1), [-1, window])
+    emissions, _ = encoder(windows, training=False)
+    emissions = tf.reshape(emissions, [tf.shape(ids)[0], count, window, -1])
+    centres = tf.reshape(emissions[:, :, margin:margin + stride], [tf.shape(ids)[0], count * stride, -1])
+    return tf.concat([emissions[:, 0, :margin], centres], axis=1)[:batch, :time]
+
+
+def predict(tagger: SequenceTagger, ids, cfg: DataConfig):
+    """Labels `(batch, time)` int32 (-1 at padding) and probabilities `(batch, time, K)` of right-padded base ids."""
+    ids = tf.convert_to_tensor(ids, tf.int32)
+    emissions = windowed_emissions(tagger.encoder, ids, cfg.window, cfg.margin)
+    mask = tf.not_equal(ids, PAD_ID)
+    return tf.where(mask, tagger.decode(emissions, mask), -1), tagger.probabilities(emissions, mask)
+
+
+def encode_bases(sequence, cfg: DataConfig):
+    """Strings `(batch,)` → right-padded base ids `(batch, time)` and lengths, in the graph; rejects any character
+    but A, C, G, T, N (either case; lower case is soft-masking and reads like upper case), and bounds the input."""
+    tf.debugging.assert_less_equal(tf.size(sequence), cfg.max_batch_size,
+                                   message=f"batch too large: at most {cfg.max_batch_size} sequences per request")
+    lengths = tf.strings.length(sequence)
+    tf.debugging.assert_less_equal(
+        tf.reduce_max(tf.concat([lengths, [0]], axis=0)), cfg.max_input_bases,
+        message=f"sequence too long: at most {cfg.max_input_bases} bases per sequence (split longer ones)")
+    valid = tf.strings.regex_full_match(sequence, "[ACGTNacgtn]*")
+    # The offending characters go into the error, repaired to valid UTF-8 so that clients can decode it.
+    bad = tf.strings.unicode_transcode(tf.boolean_mask(sequence, tf.logical_not(valid)), "UTF-8", "UTF-8",
+                                       errors="replace", replacement_char=0xFFFD)
+    bad = tf.strings.substr(tf.strings.regex_replace(bad, "[ACGTNacgtn]", ""), 0, 20, unit="UTF8_CHAR")
+    with tf.control_dependencies([tf.debugging.Assert(
+            tf.reduce_all(valid), ["sequence holds characters other than A, C, G, T, N (either case):", bad])]):
+        codes = tf.strings.unicode_decode(sequence, "UTF-8", errors="replace").to_tensor(0)
+    table = np.zeros(128, np.int32)
+    for i, base in enumerate(BASES, start=1):
+        table[ord(base)] = table[ord(base.lower())] = i
+    ids = tf.gather(tf.constant(table), tf.minimum(codes, 127))
+    return ids, lengths
+
+
+def exon_intervals(labels, max_exons: int):
+    """Maximal runs of exon labels as `(start, end)` 0-based half-open, `(batch, max_exons)` each, and counts."""
+    exon = tf.pad(tf.cast(tf.equal(labels, EXON), tf.int32), [[0, 0], [1, 1]])
+    change = exon[:, 1:] - exon[:, :-1]  # +1 where a run starts, -1 one past where it ends
+    starts, ends = tf.where(tf.equal(change, 1)), tf.where(tf.equal(change, -1))
+    batch = tf.shape(labels, out_type=tf.int64)[0]
+
+    def padded(positions):
+        ragged = tf.RaggedTensor.from_value_rowids(tf.cast(positions[:, 1], tf.int32), positions[:, 0], nrows=batch)
+        return ragged[:, :max_exons].to_tensor(0, shape=[batch, max_exons])
+
+    counts = tf.math.bincount(tf.cast(starts[:, 0], tf.int32), minlength=tf.cast(batch, tf.int32),
+                              maxlength=tf.cast(batch, tf.int32))
+    return padded(starts), padded(ends), tf.minimum(counts, max_exons)
+
+
+def make_serving_fn(tagger: SequenceTagger, cfg: DataConfig):
+    """The ``serving_default`` function: base strings in; per-base labels, probabilities and exons out."""
+    letters = tf.constant(list(ANNOTATION_LETTERS))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sequence")])
+    def serve(sequence):
+        ids, lengths = encode_bases(sequence, cfg)
+        labels, probabilities = predict(tagger, ids, cfg)
+        exon_start, exon_end, num_exons = exon_intervals(labels, cfg.max_exons)
+        annotation = tf.strings.reduce_join(
+            tf.where(labels >= 0, tf.gather(letters, tf.maximum(labels, 0)), ""), axis=1)
+        return {"labels": labels, "probabilities": probabilities, "lengths": lengths, "annotation": annotation,
+                "exon_start": exon_start, "exon_end": exon_end, "num_exons": num_exons}
+
+    return serve
+
+
+def write_saved_model(tagger: SequenceTagger, cfg: DnaConfig, path: str) -> None:
+    archive = keras.export.ExportArchive()
+    archive.track(tagger)
+    archive.add_endpoint("serving_default", make_serving_fn(tagger, cfg.data))
+    archive.write_out(path, verbose=False)
+
+
+def warmup_requests(cfg: DnaConfig) -> list[dict]:
+    rng = np.random.default_rng(0)
+    return [{"sequence": np.array(["".join(rng.choice(list("ACGT"), 3000)).encode(), b"ACGTNacgtn"], dtype=object)}]

@@ -1,0 +1,121 @@
+"""Train, evaluate on the held-out genes beside the k-mer baseline, save and export the gene-structure tagger."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from zoo import training
+from zoo.recipes.dna import data, model
+from zoo.recipes.dna.baseline import KmerBaseline
+from zoo.recipes.dna.config import DnaConfig
+from zoo.recipes.dna.data import EXON, LABELS, GeneRecord
+
+RECIPE = "dna"
+EVAL_BATCH_BASES = 400_000  # bases per prediction batch (padded), bounding memory
+
+
+def first(records: list[GeneRecord], limit: int) -> list[GeneRecord]:
+    return records[:limit] if limit else records
+
+
+def predict_records(tagger, records: list[GeneRecord], cfg: DnaConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(labels, probabilities) of every record, through the same windowed path as the served model."""
+    order = sorted(range(len(records)), key=lambda i: len(records[i].sequence))
+    results: list = [None] * len(records)
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and (end + 1 - start) * len(records[order[end]].sequence) <= EVAL_BATCH_BASES:
+            end += 1
+        chunk = [records[i] for i in order[start:end]]
+        ids = np.zeros((len(chunk), max(len(r.sequence) for r in chunk)), np.int32)
+        for row, record in enumerate(chunk):
+            ids[row, :len(record.sequence)] = data.encode(record.sequence)
+        labels, probabilities = (t.numpy() for t in model.predict(tagger, ids, cfg.data))
+        for row, i in enumerate(order[start:end]):
+            n = len(records[i].sequence)
+            results[i] = (labels[row, :n], probabilities[row, :n])
+        start = end
+    return results
+
+
+def runs_of(labels: np.ndarray, label: int) -> list[tuple[int, int]]:
+    """Maximal `[start, end)` runs of ``label``."""
+    edges = np.diff(np.concatenate([[0], (labels == label).astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
+def score(records: list[GeneRecord], predictions: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Per-base precision/recall/F1 of each label, exon AUROC, and the gene finder's exon- and gene-level counts."""
+    from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+
+    gold = np.concatenate([r.labels for r in records])
+    guess = np.concatenate([p[0] for p in predictions])
+    exon_probability = np.concatenate([p[1][:, EXON] for p in predictions])
+    precision, recall, f1, support = precision_recall_fscore_support(
+        gold, guess, labels=range(len(LABELS)), zero_division=0)
+    metrics = {"genes": len(records), "bases": int(len(gold)), "accuracy": round(float((gold == guess).mean()), 4)}
+    for i, name in enumerate(LABELS):
+        metrics[name] = {"precision": round(float(precision[i]), 4), "recall": round(float(recall[i]), 4),
+                         "f1": round(float(f1[i]), 4), "bases": int(support[i])}
+    metrics["exon_auroc"] = round(float(roc_auc_score(gold == EXON, exon_probability)), 4)
+    true_exons = predicted_exons = exact_exons = exact_genes = 0
+    for record, (labels, _) in zip(records, predictions):
+        predicted = runs_of(labels, EXON)
+        true_exons += len(record.exons)
+        predicted_exons += len(predicted)
+        exact_exons += len(set(record.exons) & set(predicted))
+        exact_genes += predicted == record.exons
+    metrics["exon_sensitivity"] = round(exact_exons / max(true_exons, 1), 4)
+    metrics["exon_specificity"] = round(exact_exons / max(predicted_exons, 1), 4)
+    metrics["gene_structure_accuracy"] = round(exact_genes / max(len(records), 1), 4)
+    for strand, sign in (("plus", 1), ("minus", -1)):
+        chosen = [i for i, r in enumerate(records) if r.strand == sign]
+        if chosen:
+            g = np.concatenate([records[i].labels for i in chosen]) == EXON
+            p = np.concatenate([predictions[i][0] for i in chosen]) == EXON
+            metrics[f"exon_f1_{strand}_strand"] = round(float(2 * (g & p).sum() / max(g.sum() + p.sum(), 1)), 4)
+    return metrics
+
+
+def format_metrics(results: dict[str, dict]) -> str:
+    rows = [f"{'model':10s} {'exon F1':>8s} {'intron F1':>9s} {'intergenic F1':>13s} {'exon AUROC':>10s} "
+            f"{'exon Sn/Sp':>11s} {'genes exact':>11s}"]
+    for name, m in results.items():
+        rows.append(f"{name:10s} {m['exon']['f1']:8.4f} {m['intron']['f1']:9.4f} {m['intergenic']['f1']:13.4f} "
+                    f"{m['exon_auroc']:10.4f} {m['exon_sensitivity']:5.3f}/{m['exon_specificity']:5.3f} "
+                    f"{m['gene_structure_accuracy']:11.3f}")
+    return "\n".join(rows)
+
+
+def run(cfg: DnaConfig) -> dict:
+    """Trains, evaluates on the held-out genes (with the baseline), saves ``model.keras`` and exports."""
+    run_dir, strategy = training.start_run(cfg.train, RECIPE)
+    started = time.time()
+    train_records = first(data.load_split(cfg.data, "train"), cfg.train.max_train_examples)
+    val_records = first(data.load_split(cfg.data, "validation"), cfg.train.max_eval_examples)
+    test_records = first(data.load_split(cfg.data, "test"), cfg.train.max_eval_examples)
+    print(f"{len(train_records)} training genes ({sum(len(r.sequence) for r in train_records):,} bases), "
+          f"{len(val_records)} validation, {len(test_records)} test")
+    train_ds = data.training_windows(train_records, cfg.data, cfg.train.batch_size, True, cfg.train.seed)
+    val_ds = data.training_windows(val_records, cfg.data, cfg.train.batch_size, False, cfg.train.seed)
+    with strategy.scope():
+        tagger = model.build_tagger(cfg)
+        model.compile_tagger(tagger, cfg)
+    history = training.fit(tagger, train_ds, val_ds, cfg.train, run_dir, monitor="val_tag_f1", mode="max",
+                           config=cfg)
+    train_seconds = time.time() - started
+
+    results = {"model": score(test_records, predict_records(tagger, test_records, cfg))}
+    if cfg.baseline.enabled:
+        baseline_started = time.time()
+        baseline = KmerBaseline(cfg.baseline, cfg.train.seed).fit(train_records)
+        results["k-mer"] = score(test_records, [baseline.predict(r) for r in test_records])
+        results["k-mer"]["seconds"] = round(time.time() - baseline_started, 1)
+    print(f"\nHeld-out test genes ({len(test_records)}, {results['model']['bases']:,} bases), per base:\n"
+          f"{format_metrics(results)}")
+    report = {"metrics": results["model"], "baseline": results.get("k-mer"), "train_seconds": round(train_seconds, 1),
+              "epochs_run": len(history.get("epoch", []))}
+    return training.finish_run(RECIPE, tagger, cfg, run_dir, report)
