@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import tensorflow as tf
 
 from zoo import training
 from zoo.recipes.dna import data, model
@@ -22,6 +23,8 @@ def first(records: list[GeneRecord], limit: int) -> list[GeneRecord]:
 
 def predict_records(tagger, records: list[GeneRecord], cfg: DnaConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     """(labels, probabilities) of every record, through the same windowed path as the served model."""
+    predict = tf.function(lambda ids: model.predict(tagger, ids, cfg.data),  # eager tf.scan steps are slow
+                          input_signature=[tf.TensorSpec([None, None], tf.int32)])
     order = sorted(range(len(records)), key=lambda i: len(records[i].sequence))
     results: list = [None] * len(records)
     start = 0
@@ -33,7 +36,7 @@ def predict_records(tagger, records: list[GeneRecord], cfg: DnaConfig) -> list[t
         ids = np.zeros((len(chunk), max(len(r.sequence) for r in chunk)), np.int32)
         for row, record in enumerate(chunk):
             ids[row, :len(record.sequence)] = data.encode(record.sequence)
-        labels, probabilities = (t.numpy() for t in model.predict(tagger, ids, cfg.data))
+        labels, probabilities = (t.numpy() for t in predict(ids))
         for row, i in enumerate(order[start:end]):
             n = len(records[i].sequence)
             results[i] = (labels[row, :n], probabilities[row, :n])
