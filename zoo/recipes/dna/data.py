@@ -57,13 +57,20 @@ class GeneRecord:
     strand: int
 
 
-def encode(sequence: str) -> np.ndarray:
-    """ACGTN (either case) → int32 ids 1..5; anything else raises ValueError naming the character."""
+def _base_id_table() -> np.ndarray:
     table = np.zeros(256, np.int32)
     for i, base in enumerate(BASES, start=1):
         table[ord(base)] = table[ord(base.lower())] = i
+    return table
+
+
+BASE_IDS = _base_id_table()  # character code → base id (0 for anything but ACGTN, either case)
+
+
+def encode(sequence: str) -> np.ndarray:
+    """ACGTN (either case) → int32 ids 1..5; anything else raises ValueError naming the character."""
     raw = np.frombuffer(sequence.encode("latin-1", errors="replace"), np.uint8)
-    ids = table[raw]
+    ids = BASE_IDS[raw]
     if (ids == 0).any():
         bad = sequence[int(np.argmax(ids == 0))]
         raise ValueError(f"sequence holds {bad!r}; only A, C, G, T and N (either case) are bases")

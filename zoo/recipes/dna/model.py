@@ -19,7 +19,7 @@ import tensorflow as tf
 from zoo.layers import RecurrentStack
 from zoo.models import SequenceTagger
 from zoo.recipes.dna.config import DataConfig, DnaConfig, ModelConfig
-from zoo.recipes.dna.data import BASES, EXON, LABELS, PAD_ID
+from zoo.recipes.dna.data import BASE_IDS, EXON, LABELS, PAD_ID
 
 ANNOTATION_LETTERS = ".EI"  # one letter per base in the served annotation string: intergenic, exon, intron
 
@@ -195,10 +195,7 @@ def encode_bases(sequence, cfg: DataConfig):
     with tf.control_dependencies([tf.debugging.Assert(
             tf.reduce_all(valid), ["sequence holds characters other than A, C, G, T, N (either case):", bad])]):
         codes = tf.strings.unicode_decode(sequence, "UTF-8", errors="replace").to_tensor(0)
-    table = np.zeros(128, np.int32)
-    for i, base in enumerate(BASES, start=1):
-        table[ord(base)] = table[ord(base.lower())] = i
-    ids = tf.gather(tf.constant(table), tf.minimum(codes, 127))
+    ids = tf.gather(tf.constant(BASE_IDS), tf.minimum(codes, len(BASE_IDS) - 1))
     return ids, lengths
 
 
