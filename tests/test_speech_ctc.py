@@ -119,6 +119,14 @@ def test_tfds_corpora_with_mock_data(tmp_path, source):
         assert (targets["labels"] >= 1).all() and targets["label_lengths"] == targets["labels"].size
 
 
+def test_a_crashing_espeak_call_skips_the_clip(monkeypatch):
+    def crash(text, voice, rate, pitch):
+        raise subprocess.CalledProcessError(-11, ["espeak-ng", "-v", voice, text])
+
+    monkeypatch.setattr(data, "synthesize", crash)
+    assert data._synthetic_job(("hola", "es+m1", 150, 50, 0, SpeechConfig().data)) is None
+
+
 def test_bad_split_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="split"):
         data.load_split(tiny_config(tmp_path).data, "dev")

@@ -152,8 +152,13 @@ def degrade(audio: np.ndarray, rng: np.random.Generator, cfg: DataConfig) -> np.
 
 
 def _synthetic_job(args):
+    """A degraded synthetic clip, or None where espeak-ng fails (a few voice/text pairs crash it)."""
     text, voice, rate, pitch, seed, cfg = args
-    return degrade(synthesize(text, voice, rate, pitch), np.random.default_rng(seed), cfg)
+    try:
+        audio = synthesize(text, voice, rate, pitch)
+    except subprocess.CalledProcessError:
+        return None
+    return degrade(audio, np.random.default_rng(seed), cfg) if audio.size else None
 
 
 def _to_int16(audio: np.ndarray) -> np.ndarray:
@@ -224,12 +229,18 @@ class TuxpaintEspeakSpeech(tfds.core.GeneratorBasedBuilder):
             rate = int(rng.integers(cfg.speech_rate[0], cfg.speech_rate[1] + 1))
             pitch = int(rng.integers(cfg.pitch[0], cfg.pitch[1] + 1))
             jobs.append((sentence, voice, rate, pitch, int(rng.integers(2**31)), cfg))
+        failed = []
         with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:  # espeak-ng runs as subprocesses
             for start in range(0, len(jobs), 64):
                 chunk = jobs[start:start + 64]
                 for i, audio in enumerate(pool.map(_synthetic_job, chunk), start):
                     text, voice = chunk[i - start][:2]
+                    if audio is None:
+                        failed.append(f"{voice}: {text!r}")
+                        continue
                     yield f"synthetic/{i}", {"audio": _to_int16(audio), "text": text, "real": False, "voice": voice}
+        if failed:
+            print(f"{split}: espeak-ng failed on {len(failed)} of {len(jobs)} clips, skipped (first: {failed[0]})")
 
 
 def _data_dir(cfg: DataConfig) -> str:
