@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.layers import MaskedPooling, RecurrentStack, SequenceInput, guard_fully_masked_rows
+from zoo.layers import MaskedPooling, PaddingMask, RecurrentStack, SequenceInput, guard_fully_masked_rows
 
 RNG = np.random.default_rng(0)
 
@@ -34,10 +34,16 @@ def test_sequence_input_ragged_equals_padded_and_zeroes_padding():
     assert not bool(mask_l[0, 2])
 
 
+def test_padding_mask_of_ids_and_strings():
+    assert PaddingMask(0)(tf.constant([[3, 1, 0], [0, 0, 0]])).numpy().tolist() == [[True, True, False], [False] * 3]
+    assert PaddingMask("")(tf.constant([["a", ""]])).numpy().tolist() == [[True, False]]
+
+
 @pytest.mark.parametrize("layer", [
     SequenceInput(pad_value=-1),
     RecurrentStack("gru", 4, num_layers=2, bidirectional=True, merge_mode="sum", dropout=0.2, residual=True),
     MaskedPooling(["last", "max"]),
+    PaddingMask(""),
 ])
 def test_config_round_trip(layer):
     clone = layer.__class__.from_config(layer.get_config())

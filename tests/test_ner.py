@@ -161,18 +161,24 @@ def test_gazetteers_come_from_the_census_and_geonames_sdists():
     lists = data.gazetteers()
     assert list(lists) == list(data.GAZETTEERS)
     assert {"james", "mary"} <= set(lists["first_name"]) and {"smith", "garcia"} <= set(lists["last_name"])
-    assert {"london", "france", "texas", "tokyo"} <= set(lists["location"])
-    assert all(w == w.lower() and " " not in w for words in lists.values() for w in words)
-    assert 4000 < len(lists["first_name"]) and 9000 < len(lists["last_name"]) and 20000 < len(lists["location"])
+    assert {"london", "france", "texas", "tokyo", "new york city", "san mateo"} <= set(lists["location"])
+    assert {"NY", "MD", "FR", "FRA", "USA"} <= set(lists["place_code"])
+    assert all(w == w.lower() for name in ("first_name", "last_name", "location") for w in lists[name])
+    assert all(w == w.upper() for w in lists["place_code"])
+    assert 4000 < len(lists["first_name"]) and 9000 < len(lists["last_name"]) and 30000 < len(lists["location"])
 
 
 def test_gazetteer_features_mark_members_and_survive_save(tmp_path):
-    lists = {"first_name": ["jimmy"], "last_name": ["york"], "location": ["new", "york"]}
+    lists = {"first_name": ["jimmy"], "place_code": ["NY"], "last_name": ["york"],
+             "location": ["york", "new york city", "rio de janeiro"]}
     keras.utils.set_random_seed(0)
     tagger = model.build_tagger(tiny_config(), WORDS, CHARS, len(data.WNUT_TAGS), gazetteers=lists)
-    keys = tf.constant([["Jimmy", "in", "York", ""]])
-    features = keras.Model(tagger.encoder.inputs, tagger.encoder.get_layer("gazetteer_membership").output)(keys)
-    assert features.numpy()[0].tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 1], [0, 0, 0]]
+    keys = tf.constant([["Jimmy", "in", "New", "York", "City", "NY", "ny", "new", "york", "rio", "de", ""]])
+    features = keras.Model(tagger.encoder.inputs, tagger.encoder.get_layer("gazetteer_features").output)(keys)
+    # Columns: the lower-case lists (first_name, last_name, location), then the exact one (place_code).
+    assert features.numpy()[0].tolist() == [
+        [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0],
+        [0, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
     tagger.save(tmp_path / "t.keras")
     clone = keras.models.load_model(tmp_path / "t.keras")
     np.testing.assert_allclose(clone(keys)["emissions"].numpy(), tagger(keys)["emissions"].numpy(), atol=1e-6)

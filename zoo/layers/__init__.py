@@ -4,9 +4,10 @@ from zoo.layers.attention import Attention
 from zoo.layers.crf import CRF
 from zoo.layers.ctc import CTC
 from zoo.layers.masked_pooling import MaskedPooling
+from zoo.layers.padding_mask import PaddingMask
 from zoo.layers.recurrent_stack import RecurrentStack, guard_fully_masked_rows
 from zoo.layers.sequence_input import SequenceInput
 from zoo.layers.time_folded import TimeFolded
 
-__all__ = ["Attention", "CRF", "CTC", "MaskedPooling", "RecurrentStack", "SequenceInput", "TimeFolded",
+__all__ = ["Attention", "CRF", "CTC", "MaskedPooling", "PaddingMask", "RecurrentStack", "SequenceInput", "TimeFolded",
            "guard_fully_masked_rows"]

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.layers import RecurrentStack
+from zoo.layers import PaddingMask, RecurrentStack
 from zoo.models import SequenceTagger
 from zoo.recipes.dna.config import DataConfig, DnaConfig, ModelConfig
 from zoo.recipes.dna.data import BASE_IDS, EXON, LABELS, PAD_ID
@@ -105,21 +105,10 @@ class RepeatedSteps(keras.layers.Layer):
         return {**super().get_config(), "pool_size": self.pool_size}
 
 
-@keras.saving.register_keras_serializable(package="zoo")
-class BaseMask(keras.layers.Layer):
-    """Base ids → bool mask of the real (non-padding) bases."""
-
-    def call(self, ids):
-        return tf.not_equal(ids, PAD_ID)
-
-    def compute_output_spec(self, ids):
-        return keras.KerasTensor(ids.shape, dtype="bool")
-
-
 def build_encoder(cfg: ModelConfig, num_tags: int = len(LABELS)) -> keras.Model:
     """Base ids `(batch, time)` → `(emissions (batch, time, num_tags), mask (batch, time))`."""
     ids = keras.Input(shape=(None,), dtype="int32", name="bases")
-    mask = BaseMask(name="base_mask")(ids)
+    mask = PaddingMask(PAD_ID, name="base_mask")(ids)
     x = BaseOneHot(name="one_hot")(ids)
     for i in range(cfg.conv_layers):
         x = keras.layers.Conv1D(cfg.conv_filters, cfg.conv_kernel, padding="same", activation="relu",

