@@ -6,6 +6,9 @@ from zoo.config import ExportConfig, TrainConfig, one_of, option, require, requi
 
 SAMPLE_RATE = 16000  # Hz; every source is resampled to it, and the served model only accepts it
 SOURCES = ("tuxpaint_espeak", "librispeech", "ljspeech")
+NEW_TESTAMENT = ("Matt", "Mark", "Luke", "John", "Acts", "Rom", "1Cor", "2Cor", "Gal", "Eph", "Phil", "Col", "1Thess",
+                 "2Thess", "1Tim", "2Tim", "Titus", "Phlm", "Heb", "Jas", "1Pet", "2Pet", "1John", "2John", "3John",
+                 "Jude", "Rev")
 
 
 @dataclasses.dataclass
@@ -14,15 +17,15 @@ class DataConfig:
                                             "librispeech | ljspeech (TFDS)")
     alphabet: str = option(" abcdefghijklmnopqrstuvwxyzáéíóúüñ'", "characters the model writes (index 0 is the CTC "
                            "blank); transcripts are lower-cased and other characters become spaces")
-    synthetic_clips: int = option(6000, "espeak-ng training clips (training voices, training sentences)")
+    synthetic_clips: int = option(30000, "espeak-ng training clips (training voices, training sentences)")
     synthetic_eval_clips: int = option(300, "espeak-ng clips for validation and for the held-out-voice test each")
     held_out_voice_every: int = option(5, "every N-th espeak-ng voice variant (sorted by name) is kept for the test")
     real_train_percent: int = option(50, "percent of the real tuxpaint clips used for training (by hash of the stamp)")
     real_validation_percent: int = option(10, "percent of the real clips for validation; the rest is the real test")
     max_real_clips: int = option(0, "use only the first N real clips (0 = all); for smoke runs")
-    real_train_repeats: int = option(3, "oversampling of the real training clips in the random training mix "
+    real_train_repeats: int = option(15, "oversampling of the real training clips in the random training mix "
                                      "(each is drawn as often as N synthetic clips; 0 = synthetic only)")
-    bible_books: list[str] = option(["Matt", "Mark", "Luke", "John", "Acts"], "SpaRV books read for sentences")
+    bible_books: list[str] = option(list(NEW_TESTAMENT), "SpaRV books read for sentences (OSIS names)")
     max_words: int = option(7, "longest synthetic sentence in words (verses are cut at punctuation)")
     speech_rate: list[int] = option([130, 230], "espeak-ng words per minute, uniform in [low, high]")
     pitch: list[int] = option([15, 85], "espeak-ng pitch, uniform in [low, high] (0-99)")

@@ -74,8 +74,10 @@ def make_datasets(cfg: SpeechConfig):
     counts = np.array([len(stats) - num_real, num_real * cfg.data.real_train_repeats], np.float64)
     if not counts.any():
         raise ValueError(f"no trainable clips in the {cfg.data.source} training split (see data.max_train_seconds)")
+    # The few real clips are cached in memory: filtering them out of the synthetic-dominated split again on every
+    # pass reads the whole split per pass of the real ones and starves training (half the steps at 30k clips).
     streams = [_drop_flag(train_ds.filter(lambda x, y, real: tf.logical_not(real))),
-               _drop_flag(train_ds.filter(lambda x, y, real: real))]
+               _drop_flag(train_ds.filter(lambda x, y, real: real)).cache()]
     streams = [s.shuffle(1024, seed=cfg.train.seed + i).repeat() for i, s in enumerate(streams) if counts[i]]
     weights = list(counts[counts > 0] / counts.sum())
     stream = tf.data.Dataset.sample_from_datasets(streams, weights, seed=cfg.train.seed,
