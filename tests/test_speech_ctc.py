@@ -46,7 +46,8 @@ def tone_batch(lengths, seed=0):
 @pytest.mark.parametrize("section,key,value", [
     ("data", "source", "timit"), ("data", "alphabet", "abc"), ("data", "speech_rate", [300, 100]),
     ("data", "real_train_percent", 95), ("model", "conv_time_strides", [2, 2, 2]), ("model", "cell", "transformer"),
-    ("model", "freq_mask_width", 80), ("train", "max_minutes", -1),
+    ("model", "freq_mask_width", 80), ("model", "vtlp_max_factor", 0.9), ("train", "max_minutes", -1),
+    ("train", "lr_plateau_factor", 1.0),
 ])
 def test_config_rejects_bad_values_naming_them(section, key, value):
     with pytest.raises(ConfigError, match=f"{section}.{key}"):
@@ -100,6 +101,23 @@ def test_spec_augment_masks_only_in_training():
     assert 0 < (masked == 0).mean() < 0.9
 
 
+def test_vocal_tract_warp_scales_each_utterances_frequency_axis_by_one_factor():
+    layer = model.VocalTractWarp(SAMPLE_RATE, num_mels=40, max_factor=1.3)
+    band_index = tf.tile(tf.range(40, dtype=tf.float32)[tf.newaxis, tf.newaxis], [8, 3, 1])
+    np.testing.assert_array_equal(layer(band_index, training=False), band_index)
+    # On a ramp the warped value is the (fractional) band each output band reads: its frequency is centre / alpha.
+    read = np.asarray(layer(band_index, training=True))
+    centres = model.mel_band_centers_hz(SAMPLE_RATE, 40)
+    mel = 1127.0 * np.log1p(centres / 700.0)
+    read_hz = 700.0 * np.expm1(np.interp(read, np.arange(40), mel) / 1127.0)
+    interior = slice(10, 30)  # away from the clamped edges
+    alpha = centres[interior] / read_hz[:, :, interior]
+    # One factor per utterance, the same at every frame and band.
+    np.testing.assert_allclose(alpha, np.broadcast_to(alpha[:, :1, :1], alpha.shape), rtol=1e-3)
+    assert (1 / 1.3 - 1e-3 <= alpha).all() and (alpha <= 1.3 + 1e-3).all() and alpha.std() > 0.01
+    assert (np.diff(read, axis=2) >= 0).all()
+
+
 def test_text_normalisation():
     out = data.normalize_text(tf.constant(["¡Una moneda «dime» ($0,10), é Isaac!"]), SpeechConfig().data.alphabet)
     assert out.numpy()[0].decode() == "una moneda dime e isaac"
@@ -120,11 +138,31 @@ def test_tfds_corpora_with_mock_data(tmp_path, source):
 
 
 def test_a_crashing_espeak_call_skips_the_clip(monkeypatch):
-    def crash(text, voice, rate, pitch):
+    def crash(text, voice, rate, pitch, espeak_path=None):
         raise subprocess.CalledProcessError(-11, ["espeak-ng", "-v", voice, text])
 
     monkeypatch.setattr(data, "synthesize", crash)
-    assert data._synthetic_job(("hola", "es+m1", 150, 50, 0, SpeechConfig().data)) is None
+    audio, error = data._synthetic_job(("hola", "es+m1", 150, 50, 0, SpeechConfig().data, None))
+    assert audio is None and "es+m1: 'hola': exit status -11" in error
+
+
+def test_espeak_failing_on_many_clips_stops_generation(tmp_path, monkeypatch):
+    def missing_voice(text, voice, rate, pitch, espeak_path=None):
+        raise subprocess.CalledProcessError(1, ["espeak-ng"], stderr=b"Error: voice does not exist.")
+
+    monkeypatch.setattr(data, "synthesize", missing_voice)
+    builder = data.TuxpaintEspeakSpeech(settings=tiny_config(tmp_path).data, data_dir=str(tmp_path))
+    jobs = builder._synthetic_examples("train", ["hola mundo"], ["m1"], 20, None)
+    with pytest.raises(RuntimeError, match="failed on 11 of the first 11 clips.*voice does not exist"):
+        list(jobs)
+
+
+def test_scaled_variant_scales_formants_and_pitch_and_writes_out_defaults():
+    variant = "name Test\npitch 100 150\nformant 1 90 100 110\nformant 4 10 20 20 -50\nflutter 5\n"
+    lines = data.scale_variant(variant, 1.5, 2.0).splitlines()
+    assert "pitch 200 300" in lines and "formant 1 135 100 110" in lines and "formant 4 15 20 20 -50" in lines
+    assert "flutter 5" in lines and "formant 0 150 100 100" in lines and "formant 8 150 100 100" in lines
+    assert "pitch 164 236" in data.scale_variant("name Bare\n", 1.0, 2.0).splitlines()  # espeak-ng's default pitch
 
 
 def test_bad_split_is_rejected(tmp_path):
@@ -149,6 +187,7 @@ def smoke_run(tmp_path_factory):
         pytest.fail("espeak-ng is not installed (Debian package espeak-ng)")
     tmp_path = tmp_path_factory.mktemp("speech_ctc")
     cfg = tiny_config(tmp_path, data={"synthetic_clips": 24, "synthetic_eval_clips": 6, "max_real_clips": 24,
+                                      "perturbed_variants": 60,
                                       "bible_books": ["Jude"], "tfds_data_dir": str(tmp_path / "tfds")},
                       train={"epochs": 1, "batch_size": 8})
     return cfg, train.run(cfg)
@@ -160,6 +199,9 @@ def test_end_to_end_smoke_run(smoke_run, tmp_path):
         metrics = report["metrics"][split]
         assert metrics["examples"] > 0 and 0 <= metrics["cer_greedy"] and 0 <= metrics["cer_beam"]
     assert report["training_clips"] > 24  # synthetic + repeated real clips
+    builder = data.TuxpaintEspeakSpeech(settings=cfg.data, data_dir=cfg.data.tfds_data_dir)
+    voices = {ex["voice"].decode() for ex in builder.as_dataset(split="train").as_numpy_iterator()}
+    assert any("+zoo" in v for v in voices) and any("+zoo" not in v for v in voices - {"human"})
     acoustic = keras.models.load_model(report["model"])
     audio, lengths = tone_batch([SAMPLE_RATE, SAMPLE_RATE // 3])
     expected = model.transcribe(acoustic, audio, lengths, cfg.data.alphabet, cfg.model.beam_width)

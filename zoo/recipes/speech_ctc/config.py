@@ -19,6 +19,10 @@ class DataConfig:
                            "blank); transcripts are lower-cased and other characters become spaces")
     synthetic_clips: int = option(30000, "espeak-ng training clips (training voices, training sentences)")
     synthetic_eval_clips: int = option(300, "espeak-ng clips for validation and for the held-out-voice test each")
+    perturbed_variants: int = option(200, "extra training voice variants, each a training variant with its formant "
+                                     "frequencies and pitch range scaled by random factors (0 = none)")
+    variant_formant_scale: float = option(1.3, "formant factor of a perturbed variant: log-uniform in [1/x, x]")
+    variant_pitch_scale: float = option(1.6, "pitch factor of a perturbed variant: log-uniform in [1/x, x]")
     held_out_voice_every: int = option(5, "every N-th espeak-ng voice variant (sorted by name) is kept for the test")
     real_train_percent: int = option(50, "percent of the real tuxpaint clips used for training (by hash of the stamp)")
     real_validation_percent: int = option(10, "percent of the real clips for validation; the rest is the real test")
@@ -43,6 +47,10 @@ class DataConfig:
                 "data.alphabet", self.alphabet, "must hold distinct characters including a space")
         require_at_least("data", self, ("synthetic_clips", "synthetic_eval_clips", "held_out_voice_every",
                                         "max_words", "max_batch_size", "num_buckets"))
+        require(0 <= self.perturbed_variants <= 240, "data.perturbed_variants", self.perturbed_variants,
+                "must be in [0, 240] (espeak-ng lists at most 349 voices, 103 of them installed Spanish ones)")
+        for name in ("variant_formant_scale", "variant_pitch_scale"):
+            require(1 <= getattr(self, name) <= 3, f"data.{name}", getattr(self, name), "must be in [1, 3]")
         require(self.max_real_clips >= 0, "data.max_real_clips", self.max_real_clips, "must be >= 0")
         require(self.real_train_repeats >= 0, "data.real_train_repeats", self.real_train_repeats, "must be >= 0")
         require(0 <= self.real_train_percent and 0 <= self.real_validation_percent
@@ -70,6 +78,8 @@ class ModelConfig:
     units: int = option(160, "units per recurrent layer and direction")
     num_layers: int = option(2, "stacked bidirectional recurrent layers")
     dropout: float = option(0.1, "dropout between recurrent layers and before the logits")
+    vtlp_max_factor: float = option(1.2, "vocal tract length perturbation while training: each utterance's "
+                                    "frequency axis is scaled by a factor in [1/this, this] (1 = off)")
     spec_augment: bool = option(True, "SpecAugment-style time and frequency masking while training")
     freq_masks: int = option(2, "frequency masks per utterance (SpecAugment)")
     freq_mask_width: int = option(10, "widest frequency mask in mel bands")
@@ -89,6 +99,7 @@ class ModelConfig:
                 f"must hold one positive stride per conv layer ({len(self.conv_filters)})")
         require(0 <= self.dropout < 1, "model.dropout", self.dropout, "must be in [0, 1)")
         require_at_least("model", self, ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width"), 0)
+        require(1 <= self.vtlp_max_factor <= 2, "model.vtlp_max_factor", self.vtlp_max_factor, "must be in [1, 2]")
         require(self.freq_mask_width < self.num_mels, "model.freq_mask_width", self.freq_mask_width,
                 "must be < model.num_mels")
 
@@ -97,10 +108,15 @@ class ModelConfig:
 class SpeechTrainConfig(TrainConfig):
     steps_per_epoch: int = option(0, "batches per epoch, drawn at random from the whole training set (0 = one pass); "
                                   "short epochs give the time budget and early stopping a fine grain")
+    lr_plateau_patience: int = option(2, "epochs without validation improvement before the learning rate is "
+                                      "multiplied by train.lr_plateau_factor (0 = constant learning rate)")
+    lr_plateau_factor: float = option(0.5, "learning-rate multiplier on a plateau")
 
     def __post_init__(self):
         super().__post_init__()
         require(self.steps_per_epoch >= 0, "train.steps_per_epoch", self.steps_per_epoch, "must be >= 0")
+        require(self.lr_plateau_patience >= 0, "train.lr_plateau_patience", self.lr_plateau_patience, "must be >= 0")
+        require(0 < self.lr_plateau_factor < 1, "train.lr_plateau_factor", self.lr_plateau_factor, "must be in (0, 1)")
 
 
 @dataclasses.dataclass

@@ -23,7 +23,9 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import subprocess
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -43,6 +45,7 @@ SPARV_MODULE = "spaRV1909eb"
 LANGUAGE = "es"
 ESPEAK_BASE_VOICES = ("es", "es-419")
 SPLITS = ("train", "validation", "test_real", "test_synthetic")
+MAX_FAILED_FRACTION = 0.01  # of espeak-ng calls; a few crash on odd voice/text pairs, many mean a broken setup
 
 
 def _hash_percent(key: str) -> int:
@@ -118,10 +121,18 @@ def sentence_split(sentence: str) -> str:
     return "test_synthetic" if bucket < 10 else ("validation" if bucket < 15 else "train")
 
 
+def espeak_data_dir() -> Path:
+    """The installed ``espeak-ng-data`` directory (``espeak-ng --version`` names it)."""
+    out = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=True).stdout
+    return Path(out.split("Data at:", 1)[1].strip())
+
+
 def espeak_variants() -> list[str]:
-    """Names of the installed espeak-ng voice variants (``es+NAME``), sorted."""
-    out = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True, check=True).stdout
-    return sorted({token[3:] for line in out.splitlines() for token in line.split() if token.startswith("!v/")})
+    """Names of the installed espeak-ng voice variants (the files of ``espeak-ng-data/voices/!v``), sorted.
+
+    Read from the directory: ``espeak-ng --voices=variant`` prints file names unquoted, and one has a space.
+    """
+    return sorted(p.name for p in (espeak_data_dir() / "voices" / "!v").iterdir() if p.is_file())
 
 
 def voice_split(variants: list[str], every: int) -> tuple[list[str], list[str]]:
@@ -129,9 +140,59 @@ def voice_split(variants: list[str], every: int) -> tuple[list[str], list[str]]:
     return ([v for i, v in enumerate(variants) if i % every], [v for i, v in enumerate(variants) if not i % every])
 
 
-def synthesize(text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
-    """``text`` read by espeak-ng as 16 kHz mono float32."""
-    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "--stdout", text],
+def scale_variant(text: str, formant_factor: float, pitch_factor: float) -> str:
+    """An espeak-ng variant file: ``text`` with every formant frequency and the pitch range multiplied.
+
+    Formants and pitch the variant leaves at espeak-ng's defaults (100 %, 82-118 Hz) are written out, scaled.
+    """
+    lines, formants, has_pitch = [], set(), False
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[0] == "formant" and fields[2].isdigit():
+            formants.add(fields[1])
+            line = " ".join([*fields[:2], str(round(int(fields[2]) * formant_factor)), *fields[3:]])
+        elif len(fields) >= 3 and fields[0] == "pitch" and fields[1].isdigit() and fields[2].isdigit():
+            has_pitch = True
+            line = f"pitch {round(int(fields[1]) * pitch_factor)} {round(int(fields[2]) * pitch_factor)}"
+        lines.append(line)
+    lines += [f"formant {n} {round(100 * formant_factor)} 100 100" for n in range(9) if str(n) not in formants]
+    if not has_pitch:
+        lines.append(f"pitch {round(82 * pitch_factor)} {round(118 * pitch_factor)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_perturbed_variants(variants: list[str], cfg: DataConfig, espeak_path: Path) -> list[str]:
+    """Copies espeak-ng's data under ``espeak_path`` and adds ``cfg.perturbed_variants`` variants, each one of
+    ``variants`` with its formants and pitch scaled by factors log-uniform in ``[1/scale, scale]``; returns their
+    names. Only the given (training) variants are read, so held-out voices stay unseen."""
+    source, data_dir = espeak_data_dir(), espeak_path / "espeak-ng-data"
+    spanish = {source / "lang/roa" / voice for voice in ESPEAK_BASE_VOICES}
+
+    def other_voices(directory, names):
+        """espeak-ng lists at most 349 voices: leave out the other languages and the MBROLA voices."""
+        directory = Path(directory)
+        if directory == source / "voices":
+            return {"mb"}
+        inside_lang = directory.is_relative_to(source / "lang")
+        return {n for n in names if inside_lang and (directory / n).is_file() and directory / n not in spanish}
+
+    shutil.copytree(source, data_dir, ignore=other_voices)
+    rng = np.random.default_rng(zlib.crc32(b"perturbed variants"))
+    names = []
+    for k in range(cfg.perturbed_variants):
+        base = str(rng.choice(variants))
+        formant, pitch = np.exp(rng.uniform(-1, 1, 2) * np.log([cfg.variant_formant_scale, cfg.variant_pitch_scale]))
+        name = f"zoo{k}-{base.replace(' ', '_')}"
+        text = (data_dir / "voices/!v" / base).read_text(encoding="utf-8", errors="replace")
+        (data_dir / "voices/!v" / name).write_text(scale_variant(text, formant, pitch), encoding="utf-8")
+        names.append(name)
+    return names
+
+
+def synthesize(text: str, voice: str, rate: int, pitch: int, espeak_path: str | None = None) -> np.ndarray:
+    """``text`` read by espeak-ng as 16 kHz mono float32 (voices from ``espeak_path``/espeak-ng-data if given)."""
+    path = [f"--path={espeak_path}"] if espeak_path else []
+    wav = subprocess.run(["espeak-ng", *path, "-v", voice, "-s", str(rate), "-p", str(pitch), "--stdout", text],
                          capture_output=True, check=True).stdout
     return read_audio(io.BytesIO(wav))
 
@@ -152,13 +213,16 @@ def degrade(audio: np.ndarray, rng: np.random.Generator, cfg: DataConfig) -> np.
 
 
 def _synthetic_job(args):
-    """A degraded synthetic clip, or None where espeak-ng fails (a few voice/text pairs crash it)."""
-    text, voice, rate, pitch, seed, cfg = args
+    """(degraded synthetic clip, None), or (None, why) where espeak-ng fails (a few voice/text pairs crash it)."""
+    text, voice, rate, pitch, seed, cfg, espeak_path = args
     try:
-        audio = synthesize(text, voice, rate, pitch)
-    except subprocess.CalledProcessError:
-        return None
-    return degrade(audio, np.random.default_rng(seed), cfg) if audio.size else None
+        audio = synthesize(text, voice, rate, pitch, espeak_path)
+    except subprocess.CalledProcessError as error:
+        stderr = (error.stderr or b"").decode(errors="replace").strip()[-200:]
+        return None, f"{voice}: {text!r}: exit status {error.returncode} {stderr}"
+    if not audio.size:
+        return None, f"{voice}: {text!r}: no audio"
+    return degrade(audio, np.random.default_rng(seed), cfg), None
 
 
 def _to_int16(audio: np.ndarray) -> np.ndarray:
@@ -167,7 +231,8 @@ def _to_int16(audio: np.ndarray) -> np.ndarray:
 
 def generation_settings(cfg: DataConfig) -> dict:
     """The settings that determine the generated data (their digest names the TFDS config)."""
-    keys = ("alphabet", "synthetic_clips", "synthetic_eval_clips", "held_out_voice_every", "max_real_clips",
+    keys = ("alphabet", "synthetic_clips", "synthetic_eval_clips", "held_out_voice_every", "perturbed_variants",
+            "variant_formant_scale", "variant_pitch_scale", "max_real_clips",
             "real_train_percent",
             "real_validation_percent", "bible_books", "max_words", "speech_rate", "pitch", "snr_db", "gain_db")
     return {k: getattr(cfg, k) for k in keys}
@@ -221,6 +286,14 @@ class TuxpaintEspeakSpeech(tfds.core.GeneratorBasedBuilder):
             if real_split(key, cfg) == split:
                 yield f"real/{key}", {"audio": _to_int16(read_audio(path)), "text": transcript, "real": True,
                                       "voice": "human"}
+        with tempfile.TemporaryDirectory() as espeak_path:
+            espeak_path = espeak_path if split == "train" and cfg.perturbed_variants else None
+            if espeak_path:
+                voices = voices + write_perturbed_variants(voices, cfg, Path(espeak_path))
+            yield from self._synthetic_examples(split, sentences, voices, num_synthetic, espeak_path)
+
+    def _synthetic_examples(self, split, sentences, voices, num_synthetic, espeak_path):
+        cfg = self.settings
         rng = np.random.default_rng(zlib.crc32(split.encode()))
         jobs = []
         for i in range(num_synthetic):
@@ -228,16 +301,18 @@ class TuxpaintEspeakSpeech(tfds.core.GeneratorBasedBuilder):
             sentence = str(rng.choice(sentences))
             rate = int(rng.integers(cfg.speech_rate[0], cfg.speech_rate[1] + 1))
             pitch = int(rng.integers(cfg.pitch[0], cfg.pitch[1] + 1))
-            jobs.append((sentence, voice, rate, pitch, int(rng.integers(2**31)), cfg))
+            jobs.append((sentence, voice, rate, pitch, int(rng.integers(2**31)), cfg, espeak_path))
         failed = []
         with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:  # espeak-ng runs as subprocesses
             for start in range(0, len(jobs), 64):
-                chunk = jobs[start:start + 64]
-                for i, audio in enumerate(pool.map(_synthetic_job, chunk), start):
-                    text, voice = chunk[i - start][:2]
-                    if audio is None:
-                        failed.append(f"{voice}: {text!r}")
+                for i, (audio, error) in enumerate(pool.map(_synthetic_job, jobs[start:start + 64]), start):
+                    if error:
+                        failed.append(error)
+                        if len(failed) > MAX_FAILED_FRACTION * len(jobs) + 10:
+                            raise RuntimeError(f"{split}: espeak-ng failed on {len(failed)} of the first {i + 1} "
+                                               f"clips; first failure: {failed[0]}")
                         continue
+                    text, voice = jobs[i][:2]
                     yield f"synthetic/{i}", {"audio": _to_int16(audio), "text": text, "real": False, "voice": voice}
         if failed:
             print(f"{split}: espeak-ng failed on {len(failed)} of {len(jobs)} clips, skipped (first: {failed[0]})")

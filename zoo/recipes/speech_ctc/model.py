@@ -1,10 +1,10 @@
 """The speech_ctc network (DeepSpeech2-like) and its serving signature.
 
 Forward pass: 16 kHz float waveform `(batch, samples)` + lengths → ``LogMelFeatures`` (tf.signal STFT, log-mel,
-per-utterance mean/variance normalisation over the valid frames) → ``SpecAugment`` (training only) → 2-D conv front
-end (time stride ``model.conv_time_strides``, frequency stride 2) → shared bidirectional ``RecurrentStack`` → per-frame
-character logits, blank = class 0. The shared ``CTC`` block gives the loss (real frame and label lengths) and the
-greedy / beam-search decoding inside the exported graph.
+per-utterance mean/variance normalisation over the valid frames) → ``VocalTractWarp`` and ``SpecAugment`` (training
+only) → 2-D conv front end (time stride ``model.conv_time_strides``, frequency stride 2) → shared bidirectional
+``RecurrentStack`` → per-frame character logits, blank = class 0. The shared ``CTC`` block gives the loss (real frame
+and label lengths) and the greedy / beam-search decoding inside the exported graph.
 
 Padding invariance: samples past each row's length are zeroed, features are normalised over valid frames only and
 zeroed after, and the convs pad explicitly (``ceil(n / stride)`` outputs aligned to frame 0 whatever the padded
@@ -23,6 +23,15 @@ from zoo.layers import CTC, RecurrentStack
 from zoo.recipes.speech_ctc.config import SAMPLE_RATE, ModelConfig, SpeechConfig
 
 CONV_KERNEL = (5, 5)  # (time, frequency)
+MEL_LOWER_HZ = 20.0
+MEL_UPPER_FRACTION = 0.475  # of the sample rate: the top band stays below Nyquist
+
+
+def mel_band_centers_hz(sample_rate: int, num_mels: int) -> np.ndarray:
+    """Centre frequencies of the bands of ``tf.signal.linear_to_mel_weight_matrix`` (HTK mel scale)."""
+    to_mel = lambda hz: 1127.0 * np.log1p(hz / 700.0)  # noqa: E731
+    edges = np.linspace(to_mel(MEL_LOWER_HZ), to_mel(MEL_UPPER_FRACTION * sample_rate), num_mels + 2)
+    return 700.0 * np.expm1(edges[1:-1] / 1127.0)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -36,7 +45,7 @@ class LogMelFeatures(keras.layers.Layer):
         sample_rate: int. Sample rate of the input in Hz.
         frame_length: int. STFT window in samples.
         frame_step: int. STFT hop in samples.
-        num_mels: int. Mel bands (20 Hz to 0.475 × `sample_rate`).
+        num_mels: int. Mel bands (`MEL_LOWER_HZ` to `MEL_UPPER_FRACTION` × `sample_rate`).
 
     Call args:
         audio: float tensor `(batch, samples)`, right-padded.
@@ -65,7 +74,7 @@ class LogMelFeatures(keras.layers.Layer):
         audio = audio / tf.maximum(peak, 1e-6)
         spectrum = tf.signal.stft(audio, self.frame_length, self.frame_step, self.fft_length, pad_end=True)
         mel_matrix = tf.signal.linear_to_mel_weight_matrix(self.num_mels, self.fft_length // 2 + 1, self.sample_rate,
-                                                           20.0, 0.475 * self.sample_rate)
+                                                           MEL_LOWER_HZ, MEL_UPPER_FRACTION * self.sample_rate)
         log_mel = tf.math.log(tf.matmul(tf.square(tf.abs(spectrum)), mel_matrix) + 1e-6)
         frames = (lengths + self.frame_step - 1) // self.frame_step
         mask = tf.sequence_mask(frames, maxlen=tf.shape(log_mel)[1])
@@ -84,6 +93,57 @@ class LogMelFeatures(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "sample_rate": self.sample_rate, "frame_length": self.frame_length,
                 "frame_step": self.frame_step, "num_mels": self.num_mels}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class VocalTractWarp(keras.layers.Layer):
+    """Vocal tract length perturbation (Jaitly & Hinton, 2013) on log-mel frames; identity unless training.
+
+    Each utterance's frequency axis is scaled by a random factor `alpha`, log-uniform in
+    `[1 / max_factor, max_factor]`: band `b` takes the (linearly interpolated) value the input has at
+    `centre_hz[b] / alpha`, so formants and pitch move up by `alpha`, as from a shorter vocal tract. Bands that
+    would read above the top band repeat it. It makes voices unlike any training voice (a child's formants) less
+    foreign.
+
+    Args:
+        sample_rate: int. Sample rate the mel bands were computed at.
+        num_mels: int. Mel bands of the input.
+        max_factor: float >= 1. Largest scaling either way (1 = identity).
+
+    Call args:
+        features: float tensor `(batch, frames, num_mels)`.
+
+    Returns:
+        Warped `features`, same shape.
+    """
+
+    def __init__(self, sample_rate=SAMPLE_RATE, num_mels=80, max_factor=1.2, **kwargs):
+        super().__init__(**kwargs)
+        self.sample_rate = sample_rate
+        self.num_mels = num_mels
+        self.max_factor = max_factor
+        self.supports_masking = True
+
+    def call(self, features, training=None):
+        if not training or self.max_factor == 1:
+            return features
+        centres = tf.constant(mel_band_centers_hz(self.sample_rate, self.num_mels), tf.float32)
+        log_max = math.log(self.max_factor)
+        alpha = tf.exp(tf.random.uniform([tf.shape(features)[0], 1], -log_max, log_max))
+        # Band index of a frequency: mel is linear in band index, centres[0] is band 0.
+        mel = lambda hz: 1127.0 * tf.math.log1p(hz / 700.0)  # noqa: E731
+        mel_step = mel(centres[1]) - mel(centres[0])
+        position = (mel(centres[tf.newaxis, :] / alpha) - mel(centres[0])) / mel_step
+        position = tf.clip_by_value(position, 0.0, self.num_mels - 1.0)
+        below = tf.minimum(tf.cast(tf.floor(position), tf.int32), self.num_mels - 2)
+        weight = (position - tf.cast(below, tf.float32))[:, tf.newaxis, :]
+        low = tf.gather(features, below, axis=2, batch_dims=1)
+        high = tf.gather(features, below + 1, axis=2, batch_dims=1)
+        return low + weight * (high - low)
+
+    def get_config(self):
+        return {**super().get_config(), "sample_rate": self.sample_rate, "num_mels": self.num_mels,
+                "max_factor": self.max_factor}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -205,6 +265,8 @@ def build_acoustic_model(cfg: ModelConfig, num_classes: int) -> keras.Model:
     lengths = keras.Input(shape=(), dtype="int32", name="lengths")
     x, mask = LogMelFeatures(SAMPLE_RATE, int(round(cfg.frame_ms * SAMPLE_RATE / 1000)), hop_samples(cfg),
                              cfg.num_mels, name="log_mel")(audio, lengths)
+    if cfg.vtlp_max_factor > 1:
+        x = VocalTractWarp(SAMPLE_RATE, cfg.num_mels, cfg.vtlp_max_factor, name="vocal_tract_warp")(x)
     if cfg.spec_augment:
         x = SpecAugment(cfg.freq_masks, cfg.freq_mask_width, cfg.time_masks, cfg.time_mask_width,
                         name="spec_augment")(x, mask=mask)

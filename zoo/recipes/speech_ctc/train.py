@@ -141,7 +141,10 @@ def run(cfg: SpeechConfig) -> dict:
     with strategy.scope():
         acoustic = model.build_acoustic_model(cfg.model, len(cfg.data.alphabet) + 1)
         trainer = model.make_trainer(acoustic, cfg)
-    history = training.fit(trainer, train_ds, val_ds, cfg.train, run_dir, config=cfg)
+    plateau = ([keras.callbacks.ReduceLROnPlateau(factor=cfg.train.lr_plateau_factor,
+                                                  patience=cfg.train.lr_plateau_patience, min_lr=1e-5, verbose=1)]
+               if cfg.train.lr_plateau_patience else [])
+    history = training.fit(trainer, train_ds, val_ds, cfg.train, run_dir, config=cfg, callbacks=plateau)
     train_seconds = time.time() - started
 
     metrics = {split: evaluate(acoustic, cfg, split) for split in ("test_synthetic", "test_real")}
