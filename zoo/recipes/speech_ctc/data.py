@@ -9,7 +9,8 @@ is unknown). Clips are split by a CRC32 hash of the stamp path: ``data.real_trai
 Synthetic speech: ``espeak-ng`` (Debian) reads short Spanish sentences — verses of the Reina-Valera 1909 Bible
 (Debian ``sword-text-sparv``, read with ``pysword``) cut at punctuation, plus the transcripts of the real *training*
 clips — with a random voice variant (``es`` or ``es-419`` + one of ~100 variants), speed, pitch, noise, gain and
-leading/trailing silence. Every ``data.held_out_voice_every``-th variant and 10 % of the Bible sentences (by hash)
+leading/trailing silence. ``data.perturbed_variants`` more training voices are training variants with their formants
+and pitch scaled at random. Every ``data.held_out_voice_every``-th variant and 10 % of the Bible sentences (by hash)
 are kept for ``test_synthetic``; validation uses training voices on the held-out validation sentences.
 
 The splits are written once by a TFDS builder whose config name is a digest of the generation settings, so changing a
@@ -232,8 +233,7 @@ def _to_int16(audio: np.ndarray) -> np.ndarray:
 def generation_settings(cfg: DataConfig) -> dict:
     """The settings that determine the generated data (their digest names the TFDS config)."""
     keys = ("alphabet", "synthetic_clips", "synthetic_eval_clips", "held_out_voice_every", "perturbed_variants",
-            "variant_formant_scale", "variant_pitch_scale", "max_real_clips",
-            "real_train_percent",
+            "variant_formant_scale", "variant_pitch_scale", "max_real_clips", "real_train_percent",
             "real_validation_percent", "bible_books", "max_words", "speech_rate", "pitch", "snr_db", "gain_db")
     return {k: getattr(cfg, k) for k in keys}
 
