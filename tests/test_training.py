@@ -67,3 +67,54 @@ def test_strategies():
 def test_run_directory_is_per_recipe(tmp_path):
     path = training.run_directory(TrainConfig(run_dir=str(tmp_path / "runs/{recipe}")), "sentiment")
     assert path == tmp_path / "runs" / "sentiment" and path.is_dir()
+
+
+def test_weight_averaging_optimizer_validates_and_keeps_the_averaged_weights(tmp_path):
+    """With ``use_ema``, training steps see the raw weights and the model ends with their moving average."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, x @ np.arange(1.0, 5.0, dtype="float32"))).batch(16)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.05, use_ema=True, ema_momentum=0.5), "mse")
+    raw, epoch_starts = [], []
+
+    class Recorder(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            epoch_starts.append(model.layers[0].kernel.numpy().copy())
+
+        def on_train_batch_end(self, batch, logs=None):
+            raw.append(model.layers[0].kernel.numpy().copy())
+
+    training.fit(model, ds, ds, TrainConfig(epochs=3, verbose=0, early_stopping_patience=10), tmp_path,
+                 callbacks=[Recorder()])
+    average = raw[0]
+    for weights in raw[1:]:
+        average = 0.5 * average + 0.5 * weights
+    np.testing.assert_allclose(epoch_starts[1], raw[3], rtol=1e-6)  # training resumes from the raw weights
+    np.testing.assert_allclose(model.layers[0].kernel.numpy(), average, rtol=1e-5)  # best = last epoch here
+    assert not np.allclose(average, raw[-1])
+
+
+def test_endless_training_stream_carries_on_across_epochs(tmp_path):
+    """Epochs of an endless dataset continue where the last one stopped instead of restarting the stream."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    produced = []
+
+    def record(i):
+        produced.append(int(i))
+        return i
+
+    stream = tf.data.Dataset.range(10**6).map(lambda i: tf.py_function(record, [i], tf.int64))
+    stream = stream.map(lambda i: (tf.fill([4], tf.cast(i, tf.float32)), 0.0)).batch(4)
+    val = tf.data.Dataset.from_tensor_slices((np.zeros((8, 4), "float32"), np.zeros(8, "float32"))).batch(4)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    training.fit(model, stream, val, TrainConfig(epochs=3, verbose=0), tmp_path, steps_per_epoch=2)
+    assert len(produced) >= 24 and len(set(produced)) == len(produced)  # 3 epochs × 2 batches × 4, none twice

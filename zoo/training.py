@@ -126,8 +126,11 @@ def same_config(run_dir: Path, config) -> bool:
 
 def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, train: TrainConfig,
         run_dir: Path, monitor: str = "val_loss", mode: str = "min", config=None,
-        callbacks: list[keras.callbacks.Callback] = ()) -> dict:
+        callbacks: list[keras.callbacks.Callback] = (), steps_per_epoch: int | None = None) -> dict:
     """Trains ``model`` (compiled by the caller) with the zoo's standard callbacks; returns the history dict.
+
+    An endless ``train_ds`` needs ``steps_per_epoch``; its iterator then carries on from epoch to epoch (a finite
+    dataset, ``.take(n)`` of an endless one included, is restarted from its first element every epoch).
 
     A run killed at any point resumes from its last finished epoch when started again with the same ``run_dir``
     (``BackupAndRestore``). The weights of the best validation epoch are restored at the end. ``callbacks`` run
@@ -145,8 +148,12 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
     if not backup_dir.exists():  # a fresh run: forget the history of a previous, finished run
         history_csv.unlink(missing_ok=True)
         best_weights.unlink(missing_ok=True)
+    # With a weight-averaging optimizer, validation, the best checkpoint and the final weights use the averaged
+    # weights; they are swapped in after the backup, so a resumed run continues from the raw weights.
+    averaging = getattr(model.optimizer, "use_ema", False)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup_dir)),
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if averaging else []),
         keras.callbacks.ModelCheckpoint(str(best_weights), monitor=monitor, mode=mode, save_best_only=True,
                                         save_weights_only=True,
                                         initial_value_threshold=_best_so_far(history_csv, monitor, mode)),
@@ -158,8 +165,8 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
         *callbacks,
     ]
     model.jit_compile = train.jit_compile  # Keras' "auto" turns XLA on, which recompiles for every batch shape
-    model.fit(train_ds, validation_data=val_ds, epochs=train.epochs, callbacks=callbacks, verbose=train.verbose,
-              shuffle=False)  # tf.data pipelines shuffle themselves
+    model.fit(train_ds, validation_data=val_ds, epochs=train.epochs, steps_per_epoch=steps_per_epoch,
+              callbacks=callbacks, verbose=train.verbose, shuffle=False)  # tf.data pipelines shuffle themselves
     if best_weights.is_file():
         model.load_weights(str(best_weights))
     return read_history(history_csv)

@@ -111,12 +111,15 @@ class SpeechTrainConfig(TrainConfig):
     lr_plateau_patience: int = option(2, "epochs without validation improvement before the learning rate is "
                                       "multiplied by train.lr_plateau_factor (0 = constant learning rate)")
     lr_plateau_factor: float = option(0.5, "learning-rate multiplier on a plateau")
+    ema_momentum: float = option(0.0, "keep an exponential moving average of the weights with this momentum "
+                                 "(Polyak averaging); validation, checkpoints and the saved model use it (0 = off)")
 
     def __post_init__(self):
         super().__post_init__()
         require(self.steps_per_epoch >= 0, "train.steps_per_epoch", self.steps_per_epoch, "must be >= 0")
         require(self.lr_plateau_patience >= 0, "train.lr_plateau_patience", self.lr_plateau_patience, "must be >= 0")
         require(0 < self.lr_plateau_factor < 1, "train.lr_plateau_factor", self.lr_plateau_factor, "must be in (0, 1)")
+        require(0 <= self.ema_momentum < 1, "train.ema_momentum", self.ema_momentum, "must be in [0, 1)")
 
 
 @dataclasses.dataclass

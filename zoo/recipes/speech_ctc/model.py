@@ -310,7 +310,9 @@ class CTCTrainer(keras.Model):
 
 def make_trainer(acoustic: keras.Model, cfg: SpeechConfig) -> CTCTrainer:
     trainer = CTCTrainer(acoustic, CTC(beam_width=cfg.model.beam_width), name="ctc_trainer")
-    trainer.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm or None))
+    averaging = {"use_ema": True, "ema_momentum": cfg.train.ema_momentum} if cfg.train.ema_momentum else {}
+    trainer.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm or None,
+                                                    **averaging))
     return trainer
 
 

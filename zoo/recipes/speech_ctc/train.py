@@ -62,10 +62,12 @@ def _drop_flag(ds: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def make_datasets(cfg: SpeechConfig):
-    """Length-bucketed, silence-padded train/validation batches and the number of training clips per pass.
+    """Length-bucketed, silence-padded train/validation batches, the number of training clips per pass and the
+    steps per epoch.
 
     Synthetic and real training clips are drawn at random in proportion (real ones ``data.real_train_repeats``
-    times over), reshuffled every epoch, without holding the audio in one big shuffle buffer.
+    times over) from an endless stream, without holding the audio in one big shuffle buffer. The stream is not cut
+    into epochs: Keras would restart it every epoch, so short epochs would see only the first clips of the split.
     """
     train_ds = training_split(cfg, "train")
     stats = list(train_ds.map(lambda x, y, real: (x["lengths"], real)).as_numpy_iterator())
@@ -86,10 +88,10 @@ def make_datasets(cfg: SpeechConfig):
     steps = cfg.train.steps_per_epoch or -(-per_pass // cfg.train.batch_size)
     boundaries = bucket_boundaries(lengths, cfg.data.num_buckets)
     length_fn = lambda x, y: x["lengths"]  # noqa: E731
-    train_batches = bucketed_batches(stream, length_fn, cfg.train.batch_size, boundaries).take(steps)
+    train_batches = bucketed_batches(stream, length_fn, cfg.train.batch_size, boundaries)
     val_batches = bucketed_batches(_drop_flag(training_split(cfg, "validation")).cache(), length_fn,
                                    cfg.train.batch_size, boundaries)
-    return train_batches.prefetch(tf.data.AUTOTUNE), val_batches.prefetch(tf.data.AUTOTUNE), per_pass
+    return train_batches.prefetch(tf.data.AUTOTUNE), val_batches.prefetch(tf.data.AUTOTUNE), per_pass, steps
 
 
 def evaluate(acoustic: keras.Model, cfg: SpeechConfig, split: str, batch_size: int = 32) -> dict:
@@ -133,7 +135,7 @@ def run(cfg: SpeechConfig) -> dict:
     run_dir, strategy = training.start_run(cfg.train, RECIPE)
 
     started = time.time()
-    train_ds, val_ds, num_train = make_datasets(cfg)
+    train_ds, val_ds, num_train, steps_per_epoch = make_datasets(cfg)
     prep_seconds = time.time() - started
     print(f"{num_train} training clips; data preparation {prep_seconds:.0f} s")
 
@@ -144,7 +146,8 @@ def run(cfg: SpeechConfig) -> dict:
     plateau = ([keras.callbacks.ReduceLROnPlateau(factor=cfg.train.lr_plateau_factor,
                                                   patience=cfg.train.lr_plateau_patience, min_lr=1e-5, verbose=1)]
                if cfg.train.lr_plateau_patience else [])
-    history = training.fit(trainer, train_ds, val_ds, cfg.train, run_dir, config=cfg, callbacks=plateau)
+    history = training.fit(trainer, train_ds, val_ds, cfg.train, run_dir, config=cfg, callbacks=plateau,
+                           steps_per_epoch=steps_per_epoch)
     train_seconds = time.time() - started
 
     metrics = {split: evaluate(acoustic, cfg, split) for split in ("test_synthetic", "test_real")}
