@@ -6,7 +6,10 @@ import subprocess
 import sys
 import textwrap
 
+import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from zoo import training
 from zoo.config import TrainConfig
@@ -71,10 +74,6 @@ def test_run_directory_is_per_recipe(tmp_path):
 
 def test_weight_averaging_optimizer_validates_and_keeps_the_averaged_weights(tmp_path):
     """With ``use_ema``, training steps see the raw weights and the model ends with their moving average."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
     ds = tf.data.Dataset.from_tensor_slices((x, x @ np.arange(1.0, 5.0, dtype="float32"))).batch(16)
@@ -101,10 +100,6 @@ def test_weight_averaging_optimizer_validates_and_keeps_the_averaged_weights(tmp
 
 def test_endless_training_stream_carries_on_across_epochs(tmp_path):
     """Epochs of an endless dataset continue where the last one stopped instead of restarting the stream."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
     produced = []
 
     def record(i):
