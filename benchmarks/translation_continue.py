@@ -14,9 +14,9 @@ from pathlib import Path
 
 import keras
 
-from zoo import config, training
+import zoo
+from zoo import training
 from zoo.recipes.translation import data, model, train
-from zoo.recipes.translation.config import TranslationConfig
 
 
 def main():
@@ -26,18 +26,18 @@ def main():
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--weights", default=None)
     args = parser.parse_args()
-    cfg = config.load(TranslationConfig, "translation", ["--train.epochs", str(args.epochs), "--train.verbose", "2",
-                                                         "--train.run_dir", args.run_dir])
+    cfg = zoo.configure("translation", train={"epochs": args.epochs, "verbose": 2, "run_dir": args.run_dir})
     translator = keras.models.load_model(args.model)
     if args.weights:
         translator.load_weights(args.weights)
     model.compile_translator(translator, cfg)
-    train_ds, _, boundaries = train.make_dataset(data.load_split(cfg.data, "train"), translator, cfg, shuffle=True)
-    val_ds, _, _ = train.make_dataset(data.load_split(cfg.data, "validation"), translator, cfg, shuffle=False,
+    tokenizers = (translator.source_tokenizer, translator.target_tokenizer)
+    train_ds, _, boundaries = train.make_dataset(data.load_split(cfg.data, "train"), tokenizers, cfg, shuffle=True)
+    val_ds, _, _ = train.make_dataset(data.load_split(cfg.data, "validation"), tokenizers, cfg, shuffle=False,
                                       boundaries=boundaries)
     started = time.time()
-    training.fit(translator, train_ds, val_ds, cfg.train, Path(args.run_dir), config=cfg)
-    metrics = train.evaluate(translator, cfg)
+    training.fit(translator, train_ds, val_ds, cfg.train, Path(args.run_dir))
+    metrics = train.evaluate(translator, cfg, data.load_split(cfg.data, "test"))
     metrics["train_seconds"] = round(time.time() - started, 1)
     print(train.format_metrics(metrics))
     (Path(args.run_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import zoo
 from zoo.config import ConfigError, from_dict
 from zoo.recipes.dna import baseline, data, model, train
 from zoo.recipes.dna.config import DnaConfig
 
 TINY_MODEL = {"conv_filters": 8, "conv_kernel": 5, "conv_layers": 2, "pool_size": 3, "units": 6, "num_layers": 1}
-TINY_DATA = {"window": 60, "margin": 10, "max_input_bases": 5000, "max_batch_size": 4, "max_exons": 5}
+TINY_DATA = {"window": 60, "margin": 10}
+TINY_SERVING = {"max_input_bases": 5000, "max_batch_size": 4, "max_exons": 5}
 
 # Two records: a plus-strand gene with two exons, a minus-strand one with three, and an ambiguity code (R).
 GENBANK = """\
@@ -38,7 +40,7 @@ ORIGIN
 
 
 def tiny_config(tmp_path=None, **sections):
-    values = {"model": dict(TINY_MODEL), "data": dict(TINY_DATA)}
+    values = {"model": dict(TINY_MODEL), "data": dict(TINY_DATA), "serving": dict(TINY_SERVING)}
     for name, extra in sections.items():
         values.setdefault(name, {}).update(extra)
     return from_dict(DnaConfig, values)
@@ -150,7 +152,7 @@ def test_one_window_equals_the_plain_encoder():
 
 def test_serving_fn_validates_and_bounds_its_input():
     tagger = tiny_tagger()
-    serve = model.make_serving_fn(tagger, tiny_config().data)
+    serve = model.make_serving_fn(tagger, tiny_config())
     out = serve(tf.constant([b"ACGTNACGTA" * 13, b"acgtnacgta" * 13, b"", b"A"]))
     assert out["labels"].shape == (4, 130) and out["lengths"].numpy().tolist() == [130, 130, 0, 1]
     np.testing.assert_array_equal(out["labels"][0], out["labels"][1])  # soft-masking reads like upper case
@@ -169,7 +171,7 @@ def test_exon_intervals_match_runs():
     assert counts.tolist() == [2, 1, 0]
     assert starts[0].tolist() == [1, 4] and ends[0].tolist() == [3, 5]
     assert starts[1].tolist() == [0, 0] and ends[1].tolist() == [6, 0]
-    assert train.runs_of(labels[0], data.EXON) == [(1, 3), (4, 5)]
+    assert data.runs_of(labels[0], data.EXON) == [(1, 3), (4, 5)]
 
 
 def test_keras_save_and_reload_give_equal_outputs(tmp_path):
@@ -233,19 +235,19 @@ print(json.dumps(out))
 @pytest.mark.slow
 def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
     cfg = tiny_config(
-        data={"window": 400, "margin": 50, "max_input_bases": 20000},
+        data={"window": 400, "margin": 50}, serving={"max_input_bases": 20000},
         baseline={"train_bases": 3000, "k": 2},
         train={"epochs": 1, "batch_size": 8, "max_train_examples": 6, "max_eval_examples": 3,
                "run_dir": str(tmp_path / "run"), "verbose": 0},
         export={"base_dir": str(tmp_path / "saved_models")},
     )
-    report = train.run(cfg)
+    report = zoo.run(train.RECIPE, cfg).report
     assert report["metrics"]["genes"] == 3 and 0 <= report["metrics"]["exon"]["f1"] <= 1
     assert report["baseline"]["genes"] == 3 and 0 <= report["baseline"]["exon_auroc"] <= 1
     saved = report["saved_model"]
     assert saved.endswith("/dna/1")
 
-    test_records = sorted(data.load_split(cfg.data, "test"), key=lambda r: len(r.sequence))[:2]
+    test_records = sorted(data.load_records(cfg.data, "test"), key=lambda r: len(r.sequence))[:2]
     requests = {
         "genes": [r.sequence for r in test_records] + ["acgtn" * 30],
         "empty": ["", ""],
@@ -258,7 +260,7 @@ def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
     assert served.returncode == 0, served.stderr[-3000:]
     out = json.loads(served.stdout.strip().splitlines()[-1])
 
-    in_memory = model.make_serving_fn(keras.models.load_model(report["model"]), cfg.data)
+    in_memory = model.make_serving_fn(keras.models.load_model(report["model"]), cfg)
     expected = in_memory(tf.constant([s.encode() for s in requests["genes"]]))
     assert out["genes"]["labels"] == expected["labels"].numpy().tolist()
     np.testing.assert_allclose(out["genes"]["probabilities"], expected["probabilities"].numpy(), atol=1e-5)
@@ -272,10 +274,12 @@ def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
 def test_genbank_source_trains_on_user_files(genbank_file, tmp_path):
     cfg = tiny_config(data={"source": "genbank", "train_path": str(genbank_file), "test_path": str(genbank_file),
                             "validation_percent": 0})
-    assert [r.name for r in data.load_split(cfg.data, "train")] == ["plus_gene", "minus_gene"]
-    assert data.load_split(cfg.data, "validation") == []
+    records = data.records_of(data.load_split(cfg.data, "train"))
+    assert [r.name for r in records] == ["plus_gene", "minus_gene"]
+    assert [(r.exons, r.strand) for r in records] == [(r.exons, r.strand) for r in data.read_genbank(genbank_file)]
+    assert data.records_of(data.load_split(cfg.data, "validation")) == []
     tagger = model.build_tagger(cfg)
     model.compile_tagger(tagger, cfg)
-    windows = data.training_windows(data.load_split(cfg.data, "train"), cfg.data, 2, True, 0)
+    windows = data.training_windows(records, cfg.data, 2, True, 0)
     loss = tagger.fit(windows, epochs=2, verbose=0).history["loss"]
     assert np.isfinite(loss).all()

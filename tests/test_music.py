@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import zoo
 from zoo import config
 from zoo.config import ConfigError
 from zoo.recipes.music import data, model, train
 from zoo.recipes.music.config import MusicConfig
 
-TINY = {"data": {"max_pieces": 8, "max_generate_steps": 32, "max_seed_steps": 16, "max_batch_size": 4},
+TINY = {"data": {"max_pieces": 8, "parts": 0},
+        "serving": {"max_generate_steps": 32, "max_seed_steps": 16, "max_batch_size": 4},
         "model": {"units": 16, "embedding_dim": 8, "dropout": 0.0},
         "generate": {"num_samples": 2, "num_steps": 12, "seed_steps": 4},
         "train": {"epochs": 1, "batch_size": 4, "verbose": 0}}
@@ -74,7 +76,7 @@ def test_config_rejects_bad_values_by_name(overrides, field):
 
 
 def test_default_preset_loads():
-    cfg = config.load(MusicConfig, "music", [])
+    cfg = config.parse_args(MusicConfig, "music", [])
     assert (cfg.data.source, cfg.data.representation, cfg.data.num_pitches) == ("jsb", "roll", 88)
 
 
@@ -229,7 +231,7 @@ def test_end_to_end_train_evaluate_generate_export(tfds_dir, tmp_path):
     import pretty_midi
 
     cfg = tiny_cfg(tfds_dir, train={"run_dir": str(tmp_path / "run")}, export={"base_dir": str(tmp_path / "export")})
-    report = train.run(cfg)
+    report = zoo.run(train.RECIPE, cfg).report
     assert 0 < report["metrics"]["nll"] < cfg.data.num_pitches  # better than nothing-learnt log 2 per pitch
     assert 0 <= report["samples"]["pitch_class_distance"] <= 1
     for mid in report["samples"]["files"]:

@@ -1,6 +1,7 @@
 """The ner recipe: tokenizer, spans, model contract, data sources and an end-to-end train → export → serve run."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,14 +11,18 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+import zoo
 from zoo.config import ConfigError, from_dict
 from zoo.models import TagF1
+from zoo.recipe import load_splits
 from zoo.recipes.ner import data, model, train
 from zoo.recipes.ner.config import NerConfig
 
+from tests.helpers import predict_after_import_zoo
+
 WORDS = ["the", "knicks", "play", "in", "new", "york", "@jimmy"]
 CHARS = list("abcdefghijklmnopqrstuvwxyzNK@!")
-TINY_MODEL = {"word_dim": 8, "char_dim": 4, "char_units": 4, "units": 8, "dropout": 0.1}
+TINY_MODEL = {"word_dim": 8, "char_dim": 4, "char_units": 4, "units": 8, "dropout": 0.1, "ensemble_size": 1}
 
 
 def tiny_config(**sections):
@@ -106,7 +111,7 @@ def test_shapes_and_masking_invariance(head):
 
 
 def test_serving_fn_answers_degenerate_batches():
-    serve = model.make_serving_fn(tiny_tagger(), tiny_config().data, data.WNUT_TAGS)
+    serve = model.make_serving_fn(tiny_tagger(), tiny_config(), data.WNUT_TAGS)
     for texts, num_tokens in (([], []), ([""], [0]), (["", "  "], [0, 0]), (["New"], [1]), ([" :) ", "a b"], [1, 2])):
         out = serve(tf.constant(texts, tf.string))
         assert out["num_tokens"].numpy().tolist() == num_tokens
@@ -200,14 +205,15 @@ def test_conll2003_through_tfds_mock_data(tmp_path):
     cfg = tiny_config(data={"source": "conll2003", "tfds_data_dir": str(tmp_path)},
                       train={"max_train_examples": 5, "batch_size": 3})
     with tfds.testing.mock_data(as_dataset_fn=_mock_conll):
-        train_ds, val_ds, train_raw, n = train.make_datasets(cfg)
+        splits = load_splits(train.RECIPE, cfg)
+        train_ds, val_ds, n = train.make_datasets(cfg, splits["train"], splits["validation"])
         batches = list(train_ds)
-        words, chars = train.vocabularies(train_raw, 1, 100)
+        words, chars = train.vocabularies(splits["train"], 1, 100)
         assert n == 5 and sum(len(tokens) for tokens, _ in batches) == 5
         tagger = model.build_tagger(cfg, words, chars, len(data.CONLL_TAGS))
         model.compile_tagger(tagger, cfg)
         tagger.fit(train_ds, validation_data=val_ds, epochs=1, verbose=0)
-        metrics = train.evaluate(tagger, cfg, split="test")
+        metrics = train.evaluate(tagger, cfg, splits["test"])
     for tokens, tags in batches:
         assert tokens.dtype == tf.string and tags.shape == tokens.shape and int(tf.reduce_max(tags)) < 9
     assert words == ["w0"] and chars[0] == "w"  # digits fold to 0 in word keys, not in characters
@@ -242,12 +248,12 @@ print(json.dumps(out))
 def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
     cfg = from_dict(NerConfig, {
         "model": dict(TINY_MODEL),
-        "data": {"max_input_chars": 200, "max_batch_size": 8, "max_entities": 4},
+        "serving": {"max_input_chars": 200, "max_batch_size": 8, "max_entities": 4},
         "train": {"epochs": 1, "batch_size": 16, "max_train_examples": 64, "max_eval_examples": 24,
                   "run_dir": str(tmp_path / "run"), "verbose": 0},
         "export": {"base_dir": str(tmp_path / "saved_models")},
     })
-    report = train.run(cfg)
+    report = zoo.run(train.RECIPE, cfg).report
     assert {"overall", "split", "texts"} <= set(report["metrics"]) and report["metrics"]["texts"] == 24
     assert 0 <= report["metrics"]["overall"]["f1"] <= 100
     saved = report["saved_model"]
@@ -267,7 +273,7 @@ def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
     assert served.returncode == 0, served.stderr[-3000:]
     out = json.loads(served.stdout.strip().splitlines()[-1])
 
-    in_memory = model.make_serving_fn(keras.models.load_model(report["model"]), cfg.data, data.WNUT_TAGS)
+    in_memory = model.make_serving_fn(keras.models.load_model(report["model"]), cfg, data.WNUT_TAGS)
     expected = in_memory(tf.constant([t.encode() for t in requests["tweets"]]))
     assert set(out["tweets"]) == set(expected)
     for key, value in expected.items():
@@ -282,3 +288,8 @@ def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
     assert out["empty_batch"]["tokens"] == [] and out["empty_batch"]["num_entities"] == []
     assert out["only_empty"]["num_tokens"] == [0, 0] and out["one_token"]["tokens"] == [["London"]]
     assert "batch too large" in out["too_many"]["error"]
+    # The Python API, in a process that only imported zoo, answers like the SavedModel.
+    predicted = predict_after_import_zoo(os.path.dirname(report["model"]), requests["tweets"], tmp_path)
+    assert set(predicted) == set(out["tweets"])
+    for key, value in predicted.items():
+        assert value.tolist() == out["tweets"][key], key

@@ -2,9 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -12,14 +9,18 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+import zoo
 from zoo import config, export
 from zoo.recipes.sentiment import data, model
 from zoo.recipes.sentiment.config import SentimentConfig
-from zoo.recipes.sentiment.train import run
+from zoo.recipes.sentiment.train import RECIPE
+
+from tests.helpers import predict_after_import_zoo, serve_without_zoo
 
 TINY = dict(
-    data={"vocab_size": 2000, "max_tokens": 40, "num_buckets": 3, "max_batch_size": 64},
+    data={"vocab_size": 2000, "max_tokens": 40, "num_buckets": 3},
     model={"embedding_dim": 16, "units": 8, "ensemble_size": 2},
+    serving={"max_batch_size": 64},
     train={"epochs": 2, "batch_size": 32, "max_train_examples": 600, "max_eval_examples": 300, "verbose": 0},
 )
 
@@ -97,14 +98,14 @@ def test_lexicon_valence_is_a_frozen_weight_that_survives_save(tmp_path):
     texts = tf.constant(["good film !", "bad", ""])
     text_model.save(tmp_path / "m.keras")
     reloaded = keras.models.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(text_model(texts)["rating"], reloaded(texts)["rating"], atol=1e-6)
+    np.testing.assert_allclose(text_model(texts)["probabilities"], reloaded(texts)["probabilities"], atol=1e-6)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("sentiment")
     cfg = tiny_config(tmp_path)
-    report = run(cfg)
+    report = zoo.run(RECIPE, cfg).report
     return cfg, report, keras.models.load_model(report["model"])
 
 
@@ -116,48 +117,34 @@ def test_end_to_end_run_reports_held_out_metrics(trained):
     for name in ("binary_accuracy", "rating_accuracy"):
         assert 0.0 <= metrics["overall"][name] <= 1.0
     run_dir = os.path.dirname(report["model"])
-    assert os.path.exists(os.path.join(run_dir, "report.json"))
+    for artefact in ("report.json", "config.json", "model.keras"):
+        assert os.path.exists(os.path.join(run_dir, artefact)), artefact
     for member in ("member_0", "member_1"):
-        for artefact in ("history.csv", "curves.png", "best.weights.h5", "finished.weights.h5", "config.json",
-                         "tensorboard"):
+        for artefact in ("history.csv", "curves.png", "best.weights.h5", "finished.weights.h5", "tensorboard"):
             assert os.path.exists(os.path.join(run_dir, member, artefact)), (member, artefact)
     assert len(report["epochs_run"]) == 2
     assert json.load(open(os.path.join(run_dir, "report.json")))["metrics"] == metrics
 
 
-SERVE_WITHOUT_ZOO = textwrap.dedent("""
-    import json, sys
-    sys.modules["zoo"] = None  # the zoo is installed in this venv: make sure the SavedModel does not need it
-    try:
-        import zoo
-        raise SystemExit("zoo importable")
-    except ImportError:
-        pass
-    import tensorflow as tf
-    serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-    texts = json.loads(sys.argv[2])
-    out = serve(text=tf.constant(texts))
-    print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
-""")
-
 TEXTS = ["A gorgeous, witty, seductive movie.", "The plot is dull and the acting is worse!", "", "meh"]
 
 
 @pytest.mark.slow
-def test_saved_model_served_without_zoo_equals_in_memory_model(trained, tmp_path):
+def test_saved_model_served_without_zoo_equals_in_memory_model_and_python_api(trained, tmp_path):
     cfg, report, text_model = trained
     version = report["saved_model"]
     assert os.path.basename(version) == "1"
     export.check_core_ops(version)
-    result = subprocess.run([sys.executable, "-I", "-c", SERVE_WITHOUT_ZOO, version, json.dumps(TEXTS)],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    served = json.loads(result.stdout.strip().splitlines()[-1])
-    expected = model.make_serving_fn(text_model, cfg.data)(tf.constant(TEXTS))
+    served = serve_without_zoo(version, {"text": np.array(TEXTS, dtype=object)}, tmp_path)
+    expected = model.make_serving_fn(text_model, cfg.serving)(tf.constant(TEXTS))
     np.testing.assert_allclose(served["probabilities"], expected["probabilities"], atol=1e-5)
     np.testing.assert_allclose(served["polarity"], expected["polarity"], atol=1e-5)
-    assert served["rating"] == expected["rating"].numpy().tolist()
+    assert served["rating"].tolist() == expected["rating"].numpy().tolist()
     assert all(1 <= r <= 5 for r in served["rating"])
+    # The Python API, in a process that only imported zoo, gives the same names with the same meaning.
+    predicted = predict_after_import_zoo(os.path.dirname(report["model"]), TEXTS, tmp_path)
+    assert set(predicted) == set(served) and predicted["rating"].tolist() == served["rating"].tolist()
+    np.testing.assert_allclose(predicted["probabilities"], served["probabilities"], atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +170,7 @@ def test_bad_text_gets_an_answer(served, texts):
 def test_empty_batch_and_oversized_batch(served, trained):
     out = served(text=tf.constant([], tf.string))
     assert out["rating"].shape == (0,) and out["probabilities"].shape == (0, 5)
-    too_many = trained[0].data.max_batch_size + 1
+    too_many = trained[0].serving.max_batch_size + 1
     with pytest.raises(tf.errors.InvalidArgumentError, match="batch too large"):
         served(text=tf.constant(["ok"] * too_many))
     with pytest.raises((TypeError, tf.errors.InvalidArgumentError), match="string"):
@@ -195,7 +182,7 @@ def test_empty_batch_and_oversized_batch(served, trained):
 @pytest.mark.slow
 def test_rerun_reuses_trained_members_and_exports_next_version(trained):
     cfg, report, _ = trained
-    again = run(cfg)
+    again = zoo.run(RECIPE, cfg).report
     assert again["epochs_run"] == []  # nothing retrained: both members were finished
     assert again["metrics"] == report["metrics"]
     assert os.path.basename(again["saved_model"]) == "2"
@@ -205,7 +192,7 @@ def test_rerun_reuses_trained_members_and_exports_next_version(trained):
 def test_trainer_that_sees_a_gpu_exports_from_a_cpu_only_subprocess(trained, monkeypatch):
     cfg, report, _ = trained
     monkeypatch.setattr(export, "gpus_visible", lambda: True)  # as in a GPU trainer: hand the export to a subprocess
-    version = export.export_model("sentiment", report["model"], cfg)
+    version = export.export_model(RECIPE, report["model"], cfg)
     assert version.is_dir() and int(version.name) > 1
     assert not any(op.startswith("Cudnn") for op in export.graph_ops(version))
     served = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(TEXTS))

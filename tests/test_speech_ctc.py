@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+import zoo
 from zoo import config
 from zoo.config import ConfigError
 from zoo.recipes.speech_ctc import data, model, train
@@ -54,9 +55,10 @@ def test_config_rejects_bad_values_naming_them(section, key, value):
         config.from_dict(SpeechConfig, {section: {key: value}})
 
 
-def test_default_preset_loads():
-    cfg = config.load(SpeechConfig, "speech_ctc", [])
+def test_default_settings_load():
+    cfg = config.parse_args(SpeechConfig, "speech_ctc", [])
     assert cfg.data.source == "tuxpaint_espeak" and cfg.train.max_minutes == 15
+    assert (cfg.train.steps_per_epoch, cfg.train.ema_momentum, cfg.train.lr_plateau_patience) == (50, 0.99, 2)
 
 
 def test_shapes_and_frame_count(tmp_path):
@@ -127,7 +129,7 @@ def test_text_normalisation():
 def test_tfds_corpora_with_mock_data(tmp_path, source):
     cfg = tiny_config(tmp_path, data={"source": source})
     with tfds.testing.mock_data(num_examples=3):
-        ds = train.training_split(cfg, "train")
+        ds = train.training_examples(cfg, data.load_split(cfg.data, "train"))
         examples = list(ds.as_numpy_iterator())
         assert len(list(data.load_split(cfg.data, "test_synthetic"))) == 0
     for inputs, targets, real in examples:
@@ -190,7 +192,7 @@ def smoke_run(tmp_path_factory):
                                       "perturbed_variants": 60,
                                       "bible_books": ["Jude"], "tfds_data_dir": str(tmp_path / "tfds")},
                       train={"epochs": 1, "batch_size": 8})
-    return cfg, train.run(cfg)
+    return cfg, zoo.run(train.RECIPE, cfg).report
 
 
 def test_end_to_end_smoke_run(smoke_run, tmp_path):
@@ -198,7 +200,7 @@ def test_end_to_end_smoke_run(smoke_run, tmp_path):
     for split in ("test_synthetic", "test_real"):
         metrics = report["metrics"][split]
         assert metrics["examples"] > 0 and 0 <= metrics["cer_greedy"] and 0 <= metrics["cer_beam"]
-    assert report["training_clips"] > 24  # synthetic + repeated real clips
+    assert report["data"]["training_clips_per_pass"] > 24  # synthetic + repeated real clips
     builder = data.TuxpaintEspeakSpeech(settings=cfg.data, data_dir=cfg.data.tfds_data_dir)
     voices = {ex["voice"].decode() for ex in builder.as_dataset(split="train").as_numpy_iterator()}
     assert any("+zoo" in v for v in voices) and any("+zoo" not in v for v in voices - {"human"})
@@ -230,7 +232,7 @@ def test_served_model_handles_bad_inputs(smoke_run):
     assert out["transcript"].shape == (5,) and out["transcript"].numpy()[4] == b""
     assert np.isfinite(out["score"].numpy()[:4]).all()
     assert answer(np.zeros((1, 0)), [0])["transcript"].numpy().tolist() == [b""]
-    too_long = int(cfg.data.max_input_seconds * SAMPLE_RATE) + 1
+    too_long = int(cfg.serving.max_input_seconds * SAMPLE_RATE) + 1
     with pytest.raises(tf.errors.InvalidArgumentError, match="audio too long"):
         answer(np.zeros((1, too_long)), [too_long])
     with pytest.raises(tf.errors.InvalidArgumentError, match="lengths must not exceed"):

@@ -113,3 +113,17 @@ def test_endless_training_stream_carries_on_across_epochs(tmp_path):
     model.compile("sgd", "mse")
     training.fit(model, stream, val, TrainConfig(epochs=3, verbose=0), tmp_path, steps_per_epoch=2)
     assert len(produced) >= 24 and len(set(produced)) == len(produced)  # 3 epochs × 2 batches × 4, none twice
+
+
+def test_a_run_directory_holds_one_run(tmp_path):
+    """The same settings resume (their state is kept); other settings start afresh (the old state is removed)."""
+    assert not training.claim(tmp_path, "settings A")
+    for path in ("backup/x", "member_1/finished.weights.h5", "history.csv", "baselines/shuffled/backup/y"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("state")
+    (tmp_path / "notes.txt").write_text("the user's own file")
+    assert training.claim(tmp_path, "settings A") and (tmp_path / "backup" / "x").is_file()
+    assert not training.claim(tmp_path, "settings B")
+    assert not any((tmp_path / p).exists() for p in ("backup", "member_1/finished.weights.h5", "history.csv",
+                                                      "baselines/shuffled/backup"))
+    assert (tmp_path / "notes.txt").is_file() and (tmp_path / "config.json").read_text() == "settings B"

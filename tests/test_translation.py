@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+import zoo
 from zoo import config
 from zoo.config import ConfigError
 from zoo.recipes.translation import data, model, train
@@ -109,19 +110,19 @@ def test_keras_file_round_trip(translator, tmp_path):
     ({"model": {"dropout": 1.0}}, "model.dropout"),
     ({"data": {"source": "europarl"}}, "data.source"),
     ({"data": {"max_source_tokens": 0}}, "data.max_source_tokens"),
-    ({"decode": {"beam_width": 8, "max_beam_width": 4}}, "decode.max_beam_width"),
-    ({"decode": {"max_length": 300}}, "decode.max_length_limit"),
+    ({"decode": {"beam_width": 8}, "serving": {"max_beam_width": 4}}, "serving.max_beam_width"),
+    ({"decode": {"max_length": 300}}, "serving.max_length_limit"),
 ])
 def test_config_names_the_bad_value(override, name):
     with pytest.raises(ConfigError, match=name):
         config.from_dict(TranslationConfig, override)
 
 
-def test_preset_loads_and_validates():
-    cfg = config.load(TranslationConfig, "translation", ["--decode.beam_width", "2"])
+def test_command_line_loads_and_validates():
+    cfg = config.parse_args(TranslationConfig, "translation", ["--decode.beam_width", "2"])
     assert cfg.decode.beam_width == 2 and cfg.data.source == "bible"
     with pytest.raises(SystemExit):
-        config.load(TranslationConfig, "translation", ["--model.cell", "transformer"])
+        config.parse_args(TranslationConfig, "translation", ["--model.cell", "transformer"])
 
 
 def test_bible_split_is_by_whole_books():
@@ -137,7 +138,8 @@ def test_tfds_translation_dataset_with_mock_data(translator):
                                                            "tfds_name": "ted_hrlr_translate/pt_to_en"})
     with tfds.testing.mock_data(num_examples=6):
         examples = list(data.load_split(cfg.data, "validation").as_numpy_iterator())
-        ds, count, _ = train.make_dataset(data.load_split(cfg.data, "train"), translator, cfg, shuffle=True)
+        tokenizers = (translator.source_tokenizer, translator.target_tokenizer)
+        ds, count, _ = train.make_dataset(data.load_split(cfg.data, "train"), tokenizers, cfg, shuffle=True)
         (source, target_in), target_out, weights = next(iter(ds))
     assert len(examples) == 6 and isinstance(examples[0]["source"], bytes) and isinstance(examples[0]["target"], bytes)
     assert 0 < count <= 6
@@ -183,7 +185,7 @@ def test_train_evaluate_export_and_serve_without_zoo(tmp_path):
                                   "max_eval_examples": 4, "run_dir": str(tmp_path / "run")},
                            export={"base_dir": str(tmp_path / "saved_models")})
     with tfds.testing.mock_data(num_examples=8):
-        report = train.run(cfg)
+        report = zoo.run(train.RECIPE, cfg).report
     run_dir = tmp_path / "run"
     for name in ("model.keras", "history.csv", "curves.png", "attention.png", "report.json"):
         assert (run_dir / name).is_file(), name

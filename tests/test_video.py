@@ -13,14 +13,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import zoo
 from zoo import config
 from zoo.layers import TimeFolded
+from zoo.recipe import load_splits
 from zoo.recipes.video import data, model, train
 from zoo.recipes.video.config import VideoConfig
 
 TINY = {
     "data": {"frame_size": 16, "min_frames": 3, "max_frames": 6, "num_train": 60, "num_validation": 20,
-             "num_test": 20, "clutter": 1, "num_buckets": 2, "max_serving_frames": 8, "max_batch_size": 8},
+             "num_test": 20, "clutter": 1, "num_buckets": 2},
+    "serving": {"max_frames": 8, "max_batch_size": 8},
     "model": {"filters": [8, 8], "frame_features": 16, "units": 8, "convlstm_filters": 4},
     "baselines": {"epochs": 1},
     "train": {"epochs": 1, "batch_size": 16, "verbose": 0},
@@ -70,7 +73,7 @@ def predict(classifier, frames, lengths=None):
     ("data", "source", "kinetics"),
     ("data", "frame_size", 4),
     ("data", "max_frames", 2),  # below min_frames
-    ("data", "max_serving_frames", 4),  # below max_frames
+    ("serving", "max_frames", 4),  # below data.max_frames
     ("data", "shake", 8),
     ("data", "noise", 1.5),
     ("data", "ucf101_config", "ucf101_9"),
@@ -91,7 +94,7 @@ def test_config_rejects_bad_values_and_names_them(section, key, value):
 def test_config_rejects_unknown_keys_and_loads_the_default_preset():
     with pytest.raises(config.ConfigError, match="data.fps"):
         tiny_config(data={"fps": 25})
-    cfg = config.load(VideoConfig, "video", ["--model.encoder", "convlstm", "--data.num_train", "10"])
+    cfg = config.parse_args(VideoConfig, "video", ["--model.encoder", "convlstm", "--data.num_train", "10"])
     assert (cfg.model.encoder, cfg.data.num_train, cfg.data.source) == ("convlstm", 10, "digits")
 
 
@@ -132,21 +135,20 @@ def test_test_split_uses_held_out_digit_images():
 
 def test_rendered_split_is_cached_and_keyed_by_its_settings():
     cfg = tiny_config(data={"num_validation": 12}).data
-    frames, lengths, labels, seconds = data.load_digit_split(cfg, "validation", progress=False)
-    assert seconds > 0 and data.cache_path(cfg, "validation").is_file()
+    frames, lengths, labels = data.load_digit_split(cfg, "validation", progress=False)
+    assert data.cache_path(cfg, "validation").is_file()
     cached = data.load_digit_split(cfg, "validation", progress=False)
-    assert cached[3] == 0.0
-    for a, b in zip((frames, lengths, labels), cached[:3]):
+    for a, b in zip((frames, lengths, labels), cached):
         np.testing.assert_array_equal(a, b)
     assert data.cache_path(tiny_config(data={"num_validation": 12, "noise": 0.1}).data, "validation") != \
         data.cache_path(cfg, "validation")
 
 
 def test_order_free_views_keep_the_frames_but_not_their_order():
-    frames, lengths, labels = data.render_split(tiny_config().data, "train", 6, progress=False)
-    clips = list(data.digit_clips(frames, lengths, labels).as_numpy_iterator())
-    shuffled = list(data.order_free(data.digit_clips(frames, lengths, labels), "shuffled", 0).as_numpy_iterator())
-    single = list(data.order_free(data.digit_clips(frames, lengths, labels), "single_frame", 0).as_numpy_iterator())
+    split = train.clips_of(data.load_split(tiny_config().data, "train", progress=False).take(6))
+    clips = list(split.as_numpy_iterator())
+    shuffled = list(data.order_free(split, "shuffled", 0).as_numpy_iterator())
+    single = list(data.order_free(split, "single_frame", 0).as_numpy_iterator())
     reordered = 0
     for (clip, label), (mixed, mixed_label), (one, one_label) in zip(clips, shuffled, single):
         assert label == mixed_label == one_label and mixed.shape == clip.shape and one.shape == (1, *clip.shape[1:])
@@ -162,7 +164,9 @@ def test_ucf101_loads_through_tfds(tmp_path):
     cfg = tiny_config(data={"source": "ucf101", "tfds_data_dir": str(tmp_path)})
     assert len(data.class_names(cfg.data)) == 101
     with tfds.testing.mock_data(num_examples=3):
-        train_clips, _, test_clips, boundaries, _ = train.load_clips(cfg)
+        splits = load_splits(train.RECIPE, cfg)
+        train_clips, test_clips = train.clips_of(splits["train"]), train.clips_of(splits["test"])
+        boundaries = train.boundaries_of(cfg, train_clips)
         clips = list(train_clips.as_numpy_iterator())
         (inputs, labels), = list(train.batches(test_clips, cfg, boundaries).as_numpy_iterator())
     assert len(clips) == 3
@@ -299,7 +303,7 @@ EXPECTED_ERRORS = {
 def test_train_evaluate_export_and_serve_without_zoo(tmp_path):
     cfg = tiny_config(train={**TINY["train"], "run_dir": str(tmp_path / "run")},
                       export={"base_dir": str(tmp_path / "saved_models")})
-    report = train.run(cfg)
+    report = zoo.run(train.RECIPE, cfg).report
 
     run_dir = tmp_path / "run"
     for name in ("model.keras", "confusion.png", "curves.png", "history.csv", "report.json",

@@ -142,41 +142,31 @@ def run_cpu_only(module: str, args: list[str]) -> Path:
     return Path(match[-1])
 
 
-def export_model(recipe: str, keras_path: Path, cfg) -> Path:
-    """Exports the saved end-to-end Keras model of ``recipe`` as its next SavedModel version and returns the path.
+def write_saved_model(endpoints: dict, model, path: str) -> None:
+    """Writes ``model``'s variables and its ``endpoints`` (``{signature name: tf.function}``) as a SavedModel."""
+    import keras
 
-    Each recipe's ``model`` module provides ``write_saved_model(model, cfg, path)`` and ``warmup_requests(cfg)``.
-    When this process sees a GPU, the export runs in a subprocess with the GPUs hidden.
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, fn in endpoints.items():
+        archive.add_endpoint(name, fn)
+    archive.write_out(path, verbose=False)
+
+
+def export_model(recipe, keras_path: Path, cfg) -> Path:
+    """Exports the saved end-to-end Keras model of ``recipe`` (a `zoo.recipe.Recipe`) as its next SavedModel
+    version and returns the path.
+
+    The recipe hands the serving signatures (``recipe.endpoints``) and warmup requests. When this process sees a
+    GPU, the export runs in a subprocess with the GPUs hidden (``python -m zoo.recipes export``).
     """
-    import dataclasses
-    import importlib
-    import json
-
     import keras
 
     if gpus_visible():
         config_json = Path(keras_path).with_suffix(".export-config.json")
-        config_json.write_text(json.dumps(dataclasses.asdict(cfg)))
-        return run_cpu_only("zoo.export", [recipe, str(keras_path), str(config_json)])
-    module = importlib.import_module(f"zoo.recipes.{recipe}.model")
+        config_json.write_text(recipe.record(cfg))
+        return run_cpu_only("zoo.recipes", ["export", str(keras_path), str(config_json)])
     model = keras.models.load_model(keras_path)
-    return write_version(recipe, Path(cfg.export.base_dir), lambda path: module.write_saved_model(model, cfg, path),
-                         module.warmup_requests(cfg), cfg.export.serving_base_path)
-
-
-def _main(argv: list[str]) -> None:
-    """``python -m zoo.export RECIPE MODEL.keras CONFIG.json``: the CPU-only half of ``export_model``."""
-    import importlib
-    import json
-
-    from zoo.config import build
-
-    recipe, keras_path, config_json = argv
-    config_cls = importlib.import_module(f"zoo.recipes.{recipe}.config").RECIPE_CONFIG
-    cfg = build(config_cls, json.loads(Path(config_json).read_text()))
-    assert not gpus_visible(), "the export process must not see a GPU"
-    print(f"EXPORTED {export_model(recipe, Path(keras_path), cfg)}")
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1:])
+    return write_version(recipe.name, Path(cfg.export.base_dir),
+                         lambda path: write_saved_model(recipe.endpoints(cfg, model), model, path),
+                         recipe.warmup_requests(cfg), cfg.export.serving_base_path)

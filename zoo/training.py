@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from zoo import export
-from zoo.config import TrainConfig, to_dict
+from zoo.config import TrainConfig
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -25,6 +24,12 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def optimizer(train: TrainConfig) -> keras.optimizers.Optimizer:
+    """Adam with the run's learning rate, gradient clipping and (``train.ema_momentum``) weight averaging."""
+    averaging = {"use_ema": True, "ema_momentum": train.ema_momentum} if train.ema_momentum else {}
+    return keras.optimizers.Adam(train.learning_rate, clipnorm=train.clipnorm or None, **averaging)
 
 
 def start_run(train: TrainConfig, recipe: str) -> tuple[Path, tf.distribute.Strategy]:
@@ -114,18 +119,31 @@ def _best_so_far(history_csv: Path, monitor: str, mode: str):
     return min(values) if mode == "min" else max(values)
 
 
-def config_json(config) -> str:
-    return json.dumps(to_dict(config), indent=2)
+# What a run directory holds (see the README's layout).
+CONFIG_FILE, REPORT_FILE, MODEL_FILE = "config.json", "report.json", "model.keras"
+RUN_STATE = ("backup", "best.weights.h5", "finished.weights.h5", "history.csv", "curves.png")
 
 
-def same_config(run_dir: Path, config) -> bool:
-    """Whether ``run_dir`` was last used with exactly ``config`` (so its saved state may be resumed)."""
-    saved = run_dir / "config.json"
-    return saved.is_file() and saved.read_text() == config_json(config)
+def claim(run_dir: Path, record: str) -> bool:
+    """Makes ``run_dir`` the home of the run described by ``record`` (the text of its ``CONFIG_FILE``).
+
+    A directory last used with the same record keeps its training state, so the run resumes (returns True);
+    otherwise the state of the other run (``RUN_STATE`` files, at any depth: members, baselines) is removed first.
+    """
+    saved = run_dir / CONFIG_FILE
+    if saved.is_file() and saved.read_text() == record:
+        return True
+    stale = [p for name in RUN_STATE for p in run_dir.rglob(name)]
+    if any(p.name == "backup" or p.name == "finished.weights.h5" for p in stale):
+        print(f"{run_dir} holds the state of a run with other settings; starting afresh")
+    for path in stale:
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    saved.write_text(record)
+    return False
 
 
 def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, train: TrainConfig,
-        run_dir: Path, monitor: str = "val_loss", mode: str = "min", config=None,
+        run_dir: Path, monitor: str = "val_loss", mode: str = "min",
         callbacks: list[keras.callbacks.Callback] = (), steps_per_epoch: int | None = None) -> dict:
     """Trains ``model`` (compiled by the caller) with the zoo's standard callbacks; returns the history dict.
 
@@ -133,18 +151,13 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
     dataset, ``.take(n)`` of an endless one included, is restarted from its first element every epoch).
 
     A run killed at any point resumes from its last finished epoch when started again with the same ``run_dir``
-    (``BackupAndRestore``). The weights of the best validation epoch are restored at the end. ``callbacks`` run
-    after the standard ones.
+    (``BackupAndRestore``; ``claim`` clears the directory first when the settings changed). The weights of the best
+    validation epoch are restored at the end. ``callbacks`` run after the standard ones.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     history_csv = run_dir / "history.csv"
     best_weights = run_dir / "best.weights.h5"
     backup_dir = run_dir / "backup"
-    if config is not None:
-        if backup_dir.exists() and not same_config(run_dir, config):
-            print(f"{run_dir} holds an unfinished run with other settings; starting afresh")
-            shutil.rmtree(backup_dir)
-        (run_dir / "config.json").write_text(config_json(config))
     if not backup_dir.exists():  # a fresh run: forget the history of a previous, finished run
         history_csv.unlink(missing_ok=True)
         best_weights.unlink(missing_ok=True)
@@ -162,50 +175,48 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
         keras.callbacks.CSVLogger(str(history_csv), append=True),
         TrainingCurves(history_csv, run_dir / "curves.png"),
         *([TimeLimit(train.max_minutes)] if train.max_minutes else []),
+        *([keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=train.lr_plateau_factor,
+                                             patience=train.lr_plateau_patience, min_lr=1e-5, verbose=1)]
+          if train.lr_plateau_patience else []),
         *callbacks,
     ]
     model.jit_compile = train.jit_compile  # Keras' "auto" turns XLA on, which recompiles for every batch shape
-    model.fit(train_ds, validation_data=val_ds, epochs=train.epochs, steps_per_epoch=steps_per_epoch,
-              callbacks=callbacks, verbose=train.verbose, shuffle=False)  # tf.data pipelines shuffle themselves
+    with warnings.catch_warnings():
+        # A bucketed dataset has no known length, so Keras warns at the end of its first epoch that it "ran out of
+        # data": for a finite dataset that is just where the epoch ends.
+        warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+        model.fit(train_ds, validation_data=val_ds, epochs=train.epochs, steps_per_epoch=steps_per_epoch,
+                  callbacks=callbacks, verbose=train.verbose, shuffle=False)  # tf.data pipelines shuffle themselves
     if best_weights.is_file():
         model.load_weights(str(best_weights))
     return read_history(history_csv)
 
 
 def fit_members(size: int, build, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, train: TrainConfig,
-                run_dir: Path, strategy: tf.distribute.Strategy, config, monitor: str = "val_loss",
-                mode: str = "min") -> tuple[list[keras.Model], list[int]]:
-    """Trains ``size`` independently seeded models for an ensemble; returns them and the epochs each ran.
+                run_dir: Path, strategy: tf.distribute.Strategy, monitor: str = "val_loss", mode: str = "min",
+                steps_per_epoch: int | None = None) -> tuple[list[keras.Model], list[int]]:
+    """Trains ``size`` independently seeded models (an ensemble, or one); returns them and the epochs each ran.
 
-    ``build(k)`` returns member ``k`` compiled. Member ``k`` trains in ``run_dir/member_k`` with seed
-    ``train.seed + k``; a member that finished under the same config is reloaded, so a resumed run loses none.
+    ``build(k)`` returns member ``k`` compiled; it is called in ``strategy``'s scope after seeding with
+    ``train.seed + k``. A single model trains in ``run_dir`` itself, member ``k`` of an ensemble in
+    ``run_dir/member_k``. A member that finished (``finished.weights.h5``) is reloaded instead of retrained, so a
+    resumed run loses none; ``claim`` removes them when the settings change.
     """
     members, epochs_run = [], []
     for k in range(size):
-        member_dir = run_dir / f"member_{k}"
+        member_dir = run_dir if size == 1 else run_dir / f"member_{k}"
+        member_dir.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(train.seed + k)
         with strategy.scope():
             member = build(k)
         finished = member_dir / "finished.weights.h5"
-        if finished.is_file() and same_config(member_dir, config):
-            print(f"member {k}: already trained in {member_dir}, reusing it")
+        if finished.is_file():
+            print(f"{member_dir}: already trained, reusing it")
             member.load_weights(finished)
         else:
-            finished.unlink(missing_ok=True)
-            history = fit(member, train_ds, val_ds, train, member_dir, monitor=monitor, mode=mode, config=config)
+            history = fit(member, train_ds, val_ds, train, member_dir, monitor=monitor, mode=mode,
+                          steps_per_epoch=steps_per_epoch)
             member.save_weights(finished)
             epochs_run.append(len(history.get("epoch", [])))
         members.append(member)
     return members, epochs_run
-
-
-def finish_run(recipe: str, model: keras.Model, cfg, run_dir: Path, report: dict) -> dict:
-    """Saves ``model.keras``, exports it when ``cfg.export.enabled`` and writes ``report.json``; returns the report."""
-    keras_path = run_dir / "model.keras"
-    model.save(keras_path)
-    report["model"] = str(keras_path)
-    if cfg.export.enabled:
-        report["saved_model"] = str(export.export_model(recipe, keras_path, cfg))
-        print(f"exported {report['saved_model']}")
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    return report

@@ -31,6 +31,11 @@ def cache_dir() -> Path:
     return root
 
 
+def tfds_dir(configured: str = "") -> str:
+    """The TFDS data dir a recipe uses: ``data.tfds_data_dir`` when set, else ``<zoo cache>/tfds``."""
+    return configured or str(cache_dir() / "tfds")
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

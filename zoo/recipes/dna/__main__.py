@@ -1,8 +1,6 @@
 """``python -m zoo.recipes.dna``: train, evaluate on the held-out genes and export a SavedModel."""
 
-from zoo import config
-from zoo.recipes.dna.config import DnaConfig
-from zoo.recipes.dna.train import run
+from zoo.cli import main
 
 if __name__ == "__main__":
-    run(config.load(DnaConfig, "dna", description=__doc__))
+    main("dna")

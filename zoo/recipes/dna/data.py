@@ -140,7 +140,7 @@ def split_of(name: str, validation_percent: int) -> str:
     return "validation" if zlib.crc32(name.encode()) % 100 < validation_percent else "train"
 
 
-def load_split(cfg: DataConfig, split: str) -> list[GeneRecord]:
+def load_records(cfg: DataConfig, split: str) -> list[GeneRecord]:
     """Records of ``split``: train / validation (cut from the training file) / test."""
     if split not in ("train", "validation", "test"):
         raise ValueError(f"unknown split {split!r}")
@@ -151,6 +151,36 @@ def load_split(cfg: DataConfig, split: str) -> list[GeneRecord]:
     if split == "test":
         return read_genbank(files["test"])
     return [r for r in read_genbank(files["train"]) if split_of(r.name, cfg.validation_percent) == split]
+
+
+def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
+    """One split as examples ``{"name": string, "sequence": string over ACGTN, "labels": int32 (time,) indices
+    into LABELS, "strand": int32 +1 / -1 / 0}``, one per record (see `GeneRecord`)."""
+    records = load_records(cfg, split)
+    return tf.data.Dataset.from_tensor_slices({
+        "name": tf.constant([r.name for r in records], tf.string),
+        "sequence": tf.constant([r.sequence for r in records], tf.string),
+        "labels": tf.RaggedTensor.from_row_lengths(
+            np.concatenate([r.labels for r in records] + [np.zeros(0, np.int8)]).astype(np.int32),
+            np.array([len(r.sequence) for r in records], np.int64)),
+        "strand": tf.constant([r.strand for r in records], tf.int32),
+    })
+
+
+def runs_of(labels: np.ndarray, label: int) -> list[tuple[int, int]]:
+    """Maximal `[start, end)` runs of ``label``."""
+    edges = np.diff(np.concatenate([[0], (labels == label).astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
+def records_of(split: tf.data.Dataset) -> list[GeneRecord]:
+    """The `GeneRecord`s of a split's examples (exons are the runs of exon labels)."""
+    records = []
+    for ex in split.as_numpy_iterator():
+        labels = ex["labels"].astype(np.int8)
+        records.append(GeneRecord(ex["name"].decode(), ex["sequence"].decode(), labels, runs_of(labels, EXON),
+                                  int(ex["strand"])))
+    return records
 
 
 def record_dataset(records: list[GeneRecord]) -> tf.data.Dataset:

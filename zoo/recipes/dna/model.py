@@ -16,9 +16,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import training
 from zoo.layers import PaddingMask, RecurrentStack
 from zoo.models import SequenceTagger
-from zoo.recipes.dna.config import DataConfig, DnaConfig, ModelConfig
+from zoo.recipes.dna.config import DataConfig, DnaConfig, ModelConfig, ServingConfig
 from zoo.recipes.dna.data import BASE_IDS, EXON, LABELS, PAD_ID
 
 ANNOTATION_LETTERS = ".EI"  # one letter per base in the served annotation string: intergenic, exon, intron
@@ -120,7 +121,8 @@ def build_encoder(cfg: ModelConfig, num_tags: int = len(LABELS)) -> keras.Model:
         context, context_mask = PooledSteps(cfg.pool_size, name="pool")(x, mask)
     context = keras.layers.Dropout(cfg.dropout, name="motif_dropout")(context)
     context = RecurrentStack(cfg.cell, cfg.units, cfg.num_layers, bidirectional=True, dropout=cfg.dropout,
-                             return_sequences=True, name="recurrent_stack")(context, mask=context_mask)
+                             residual=cfg.residual, return_sequences=True,
+                             name="recurrent_stack")(context, mask=context_mask)
     if cfg.pool_size > 1:
         context = RepeatedSteps(cfg.pool_size, name="unpool")(context, motifs)
     x = keras.layers.Concatenate(name="base_features")([motifs, context])
@@ -137,7 +139,7 @@ def build_tagger(cfg: DnaConfig) -> SequenceTagger:
 
 
 def compile_tagger(tagger: SequenceTagger, cfg: DnaConfig) -> None:
-    tagger.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm or None))
+    tagger.compile(optimizer=training.optimizer(cfg.train))
 
 
 def windowed_emissions(encoder: keras.Model, ids, window: int, margin: int):
@@ -167,7 +169,7 @@ def predict(tagger: SequenceTagger, ids, cfg: DataConfig):
     return tf.where(mask, tagger.decode(emissions, mask), -1), tagger.probabilities(emissions, mask)
 
 
-def encode_bases(sequence, cfg: DataConfig):
+def encode_bases(sequence, cfg: ServingConfig):
     """Strings `(batch,)` → right-padded base ids `(batch, time)` and lengths, in the graph; rejects any character
     but A, C, G, T, N (either case; lower case is soft-masking and reads like upper case), and bounds the input."""
     tf.debugging.assert_less_equal(tf.size(sequence), cfg.max_batch_size,
@@ -204,30 +206,18 @@ def exon_intervals(labels, max_exons: int):
     return padded(starts), padded(ends), tf.minimum(counts, max_exons)
 
 
-def make_serving_fn(tagger: SequenceTagger, cfg: DataConfig):
+def make_serving_fn(tagger: SequenceTagger, cfg: DnaConfig):
     """The ``serving_default`` function: base strings in; per-base labels, probabilities and exons out."""
     letters = tf.constant(list(ANNOTATION_LETTERS))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sequence")])
     def serve(sequence):
-        ids, lengths = encode_bases(sequence, cfg)
-        labels, probabilities = predict(tagger, ids, cfg)
-        exon_start, exon_end, num_exons = exon_intervals(labels, cfg.max_exons)
+        ids, lengths = encode_bases(sequence, cfg.serving)
+        labels, probabilities = predict(tagger, ids, cfg.data)
+        exon_start, exon_end, num_exons = exon_intervals(labels, cfg.serving.max_exons)
         annotation = tf.strings.reduce_join(
             tf.where(labels >= 0, tf.gather(letters, tf.maximum(labels, 0)), ""), axis=1)
         return {"labels": labels, "probabilities": probabilities, "lengths": lengths, "annotation": annotation,
                 "exon_start": exon_start, "exon_end": exon_end, "num_exons": num_exons}
 
     return serve
-
-
-def write_saved_model(tagger: SequenceTagger, cfg: DnaConfig, path: str) -> None:
-    archive = keras.export.ExportArchive()
-    archive.track(tagger)
-    archive.add_endpoint("serving_default", make_serving_fn(tagger, cfg.data))
-    archive.write_out(path, verbose=False)
-
-
-def warmup_requests(cfg: DnaConfig) -> list[dict]:
-    rng = np.random.default_rng(0)
-    return [{"sequence": np.array(["".join(rng.choice(list("ACGT"), 3000)).encode(), b"ACGTNacgtn"], dtype=object)}]

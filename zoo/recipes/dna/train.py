@@ -1,4 +1,5 @@
-"""Train, evaluate on the held-out genes beside the k-mer baseline, save and export the gene-structure tagger."""
+"""The dna recipe: train the tagger on windows of the training genes, score the held-out genes beside the k-mer
+baseline."""
 
 from __future__ import annotations
 
@@ -7,18 +8,13 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from zoo import training
+from zoo.recipe import Prepared, Recipe
 from zoo.recipes.dna import data, model
 from zoo.recipes.dna.baseline import KmerBaseline
 from zoo.recipes.dna.config import DnaConfig
-from zoo.recipes.dna.data import EXON, LABELS, GeneRecord
+from zoo.recipes.dna.data import EXON, LABELS, GeneRecord, runs_of
 
-RECIPE = "dna"
 EVAL_BATCH_BASES = 400_000  # bases per prediction batch (padded), bounding memory
-
-
-def first(records: list[GeneRecord], limit: int) -> list[GeneRecord]:
-    return records[:limit] if limit else records
 
 
 def predict_records(tagger, records: list[GeneRecord], cfg: DnaConfig) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -42,12 +38,6 @@ def predict_records(tagger, records: list[GeneRecord], cfg: DnaConfig) -> list[t
             results[i] = (labels[row, :n], probabilities[row, :n])
         start = end
     return results
-
-
-def runs_of(labels: np.ndarray, label: int) -> list[tuple[int, int]]:
-    """Maximal `[start, end)` runs of ``label``."""
-    edges = np.diff(np.concatenate([[0], (labels == label).astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
 
 def score(records: list[GeneRecord], predictions: list[tuple[np.ndarray, np.ndarray]]) -> dict:
@@ -93,32 +83,50 @@ def format_metrics(results: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
-def run(cfg: DnaConfig) -> dict:
-    """Trains, evaluates on the held-out genes (with the baseline), saves ``model.keras`` and exports."""
-    run_dir, strategy = training.start_run(cfg.train, RECIPE)
-    started = time.time()
-    train_records = first(data.load_split(cfg.data, "train"), cfg.train.max_train_examples)
-    val_records = first(data.load_split(cfg.data, "validation"), cfg.train.max_eval_examples)
-    test_records = first(data.load_split(cfg.data, "test"), cfg.train.max_eval_examples)
-    print(f"{len(train_records)} training genes ({sum(len(r.sequence) for r in train_records):,} bases), "
-          f"{len(val_records)} validation, {len(test_records)} test")
-    train_ds = data.training_windows(train_records, cfg.data, cfg.train.batch_size, True, cfg.train.seed)
-    val_ds = data.training_windows(val_records, cfg.data, cfg.train.batch_size, False, cfg.train.seed)
-    with strategy.scope():
+class DnaRecipe(Recipe):
+    """Gene structure (sequence → sequence): DNA bases in, per-base exon / intron / intergenic labels out."""
+
+    name = "dna"
+    config_class = DnaConfig
+    monitor = ("val_tag_f1", "max")
+    input_name = "sequence"
+    load_split = staticmethod(data.load_split)
+
+    def prepare(self, cfg, splits):
+        train_records, val_records = data.records_of(splits["train"]), data.records_of(splits["validation"])
+        train_ds = data.training_windows(train_records, cfg.data, cfg.train.batch_size, True, cfg.train.seed)
+        val_ds = data.training_windows(val_records, cfg.data, cfg.train.batch_size, False, cfg.train.seed)
+        return Prepared(train_ds, val_ds, facts={"training_genes": len(train_records),
+                                                 "training_bases": sum(len(r.sequence) for r in train_records),
+                                                 "validation_genes": len(val_records)},
+                        state={"train_records": train_records})
+
+    def build(self, cfg, prepared, member):
         tagger = model.build_tagger(cfg)
         model.compile_tagger(tagger, cfg)
-    history = training.fit(tagger, train_ds, val_ds, cfg.train, run_dir, monitor="val_tag_f1", mode="max",
-                           config=cfg)
-    train_seconds = time.time() - started
+        return tagger
 
-    results = {"model": score(test_records, predict_records(tagger, test_records, cfg))}
-    if cfg.baseline.enabled:
-        baseline_started = time.time()
-        baseline = KmerBaseline(cfg.baseline, cfg.train.seed).fit(train_records)
-        results["k-mer"] = score(test_records, [baseline.predict(r) for r in test_records])
-        results["k-mer"]["seconds"] = round(time.time() - baseline_started, 1)
-    print(f"\nHeld-out test genes ({len(test_records)}, {results['model']['bases']:,} bases), per base:\n"
-          f"{format_metrics(results)}")
-    report = {"metrics": results["model"], "baseline": results.get("k-mer"), "train_seconds": round(train_seconds, 1),
-              "epochs_run": len(history.get("epoch", []))}
-    return training.finish_run(RECIPE, tagger, cfg, run_dir, report)
+    def evaluate(self, cfg, tagger, splits, prepared, run_dir):
+        test_records = data.records_of(splits["test"])
+        report = {"metrics": score(test_records, predict_records(tagger, test_records, cfg))}
+        if cfg.baseline.enabled:
+            started = time.time()
+            baseline = KmerBaseline(cfg.baseline, cfg.train.seed).fit(prepared.state["train_records"])
+            report["baseline"] = score(test_records, [baseline.predict(r) for r in test_records])
+            report["baseline"]["seconds"] = round(time.time() - started, 1)
+        return report
+
+    def summary(self, report):
+        metrics = report["metrics"]
+        rows = {"model": metrics, **({"k-mer": report["baseline"]} if report.get("baseline") else {})}
+        return (f"Held-out test genes ({metrics['genes']}, {metrics['bases']:,} bases), per base:\n"
+                f"{format_metrics(rows)}")
+
+    def endpoints(self, cfg, tagger):
+        return {"serving_default": model.make_serving_fn(tagger, cfg)}
+
+    def example_inputs(self, cfg):
+        return ["".join(np.random.default_rng(0).choice(list("ACGT"), 3000)), "ACGTNacgtn"]
+
+
+RECIPE = DnaRecipe()

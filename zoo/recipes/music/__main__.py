@@ -1,8 +1,6 @@
 """``python -m zoo.recipes.music``: train, evaluate frame NLL on held-out pieces, generate MIDI and export."""
 
-from zoo import config
-from zoo.recipes.music.config import MusicConfig
-from zoo.recipes.music.train import run
+from zoo.cli import main
 
 if __name__ == "__main__":
-    run(config.load(MusicConfig, "music", description=__doc__))
+    main("music")

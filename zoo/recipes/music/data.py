@@ -39,6 +39,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo.data import fetch
+from zoo.data.builder import Builder
 from zoo.recipes.music.config import DataConfig
 
 SPLITS = ("train", "validation", "test")
@@ -116,23 +117,18 @@ class MusicCorpusConfig(tfds.core.BuilderConfig):
         self.source, self.max_pieces = source, max_pieces
 
 
-class MusicCorpus(tfds.core.GeneratorBasedBuilder):
+class MusicCorpus(Builder):
     """TFDS builder holding the parsed notes of a music21 corpus, split by piece."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Notes (pitch, start, end, part) in quarter notes; CRC32-ranked 80/10/10 piece split."}
     BUILDER_CONFIGS = [MusicCorpusConfig(source="jsb"), MusicCorpusConfig(source="folk")]
 
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "id": tfds.features.Text(),
-                "notes": tfds.features.Tensor(shape=(None, 4), dtype=np.float32),
-            }),
-            homepage="https://github.com/cuthbertLab/music21",
-        )
+    FEATURES = {
+        "id": tfds.features.Text(),
+        "notes": tfds.features.Tensor(shape=(None, 4), dtype=np.float32),
+    }
+    HOMEPAGE = "https://github.com/cuthbertLab/music21"
 
     def _split_generators(self, dl_manager):
         pieces = dict(parse_corpus(self.builder_config.source, self.builder_config.max_pieces))
@@ -149,7 +145,7 @@ def load_pieces(cfg: DataConfig, split: str) -> list[tuple[str, np.ndarray]]:
     """``(piece id, notes)`` of one split, parsing and caching the corpus on first use."""
     # The full corpora are declared configs (TFDS refuses an instance of the same name); subsets are ad hoc.
     config = MusicCorpusConfig(source=cfg.source, max_pieces=cfg.max_pieces) if cfg.max_pieces else cfg.source
-    builder = MusicCorpus(config=config, data_dir=cfg.tfds_data_dir or str(fetch.cache_dir() / "tfds"))
+    builder = MusicCorpus(config=config, data_dir=fetch.tfds_dir(cfg.tfds_data_dir))
     builder.download_and_prepare()
     if builder.info.splits[split].num_examples == 0:
         return []
@@ -299,7 +295,7 @@ def to_example(cfg: DataConfig, training: bool):
     return fn
 
 
-def sequences(cfg: DataConfig, split: str, max_examples: int = 0) -> list[np.ndarray]:
+def sequences(cfg: DataConfig, split: str) -> list[np.ndarray]:
     """Encoded sequences of a split, long pieces cut into ``max_steps`` chunks (training) or whole (evaluation)."""
     pieces = [notes for _, notes in load_pieces(cfg, split)]
     if cfg.parts:
@@ -307,8 +303,7 @@ def sequences(cfg: DataConfig, split: str, max_examples: int = 0) -> list[np.nda
     encoded = [encode(notes, cfg) for notes in pieces]
     if split == "train":
         encoded = [c for seq in encoded for c in chunks(seq, cfg.max_steps)]
-    encoded = [seq for seq in encoded if len(seq) >= 2]
-    return encoded[:max_examples] if max_examples else encoded
+    return [seq for seq in encoded if len(seq) >= 2]
 
 
 def dataset(encoded: list[np.ndarray], cfg: DataConfig) -> tf.data.Dataset:
@@ -317,6 +312,17 @@ def dataset(encoded: list[np.ndarray], cfg: DataConfig) -> tf.data.Dataset:
     else:
         spec = tf.TensorSpec([None], tf.int32)
     return tf.data.Dataset.from_generator(lambda: iter(encoded), output_signature=spec)
+
+
+def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
+    """One split as examples ``{"sequence": uint8 (steps, pitches) roll | int32 (steps,) event ids}``: the pieces
+    of the split (training pieces cut into ``max_steps`` chunks), parsed and cached on first use."""
+    return dataset(sequences(cfg, split), cfg).map(lambda sequence: {"sequence": sequence})
+
+
+def sequences_of(split: tf.data.Dataset) -> list[np.ndarray]:
+    """The sequences of a split's examples."""
+    return [ex["sequence"] for ex in split.as_numpy_iterator()]
 
 
 def write_midi(notes: list[tuple[int, int, int]], path: Path, cfg: DataConfig, tempo_bpm: float) -> Path:

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import training
 from zoo.layers import RecurrentStack, SequenceInput
 from zoo.recipes.music import data
 from zoo.recipes.music.config import MusicConfig
@@ -76,7 +77,7 @@ def compile_model(model: keras.Model, cfg: MusicConfig) -> None:
         loss = FrameNLL()
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
-    model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm or None),
+    model.compile(optimizer=training.optimizer(cfg.train),
                   loss=loss)
 
 
@@ -149,9 +150,9 @@ def make_generate_fn(model: keras.Model, cfg: MusicConfig):
     ``{"events": (batch, num_steps)}``, the continuation only. Bad inputs raise InvalidArgumentError.
     """
     roll = cfg.data.representation == "roll"
-    limits = cfg.data
+    limits = cfg.serving
     stepper = Stepper(model)
-    num_pitches = limits.num_pitches
+    num_pitches = cfg.data.num_pitches
 
     def encode_step(step):
         if roll:  # the frame plus a zero start flag
@@ -168,7 +169,7 @@ def make_generate_fn(model: keras.Model, cfg: MusicConfig):
     def generate(seed, num_steps, temperature, top_k, random_seed):
         batch, seed_steps = tf.shape(seed)[0], tf.shape(seed)[1]
         low_token = 0 if roll else data.NOTE_OFF
-        high_token = 1 if roll else data.vocab_size(limits) - 1
+        high_token = 1 if roll else data.vocab_size(cfg.data) - 1
         values = tf.concat([tf.reshape(seed, [-1]), [low_token, high_token]], axis=0)  # never empty
         checks = [
             tf.debugging.assert_positive(batch, message="seed: the batch must hold at least one seed"),
@@ -217,20 +218,3 @@ def make_generate_fn(model: keras.Model, cfg: MusicConfig):
         return {"roll": generated} if roll else {"events": generated}
 
     return generate
-
-
-def write_saved_model(model: keras.Model, cfg: MusicConfig, path: str) -> None:
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serving_default", make_generate_fn(model, cfg))
-    archive.write_out(path, verbose=False)
-
-
-def warmup_requests(cfg: MusicConfig) -> list[dict]:
-    if cfg.data.representation == "roll":
-        seed = np.zeros((1, 2, cfg.data.num_pitches), np.int32)
-        seed[:, :, cfg.data.num_pitches // 2] = 1
-    else:
-        seed = np.full((1, 2), data.HOLD, np.int32)
-    return [{"seed": seed, "num_steps": np.int32(16), "temperature": np.float32(1.0), "top_k": np.int32(0),
-             "random_seed": np.int64(0)}]

@@ -1,26 +1,22 @@
-"""Train, evaluate frame NLL on held-out pieces, generate MIDI with musical statistics, save and export."""
+"""The music recipe: next-step training on pieces, held-out frame NLL, generated samples as MIDI with their
+statistics beside the held-out pieces'."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import training
 from zoo.data.pipeline import bucket_boundaries, bucketed_batches
+from zoo.recipe import Prepared, Recipe
 from zoo.recipes.music import data, model
 from zoo.recipes.music.config import MusicConfig
 
-RECIPE = "music"
 
-
-def make_datasets(cfg: MusicConfig):
+def make_datasets(cfg: MusicConfig, train_seqs: list[np.ndarray], val_seqs: list[np.ndarray]):
     """Length-bucketed train (transposed at random) and validation datasets of (inputs, targets, weights)."""
-    train_seqs = data.sequences(cfg.data, "train", cfg.train.max_train_examples)
-    val_seqs = data.sequences(cfg.data, "validation", cfg.train.max_eval_examples)
     boundaries = bucket_boundaries([len(s) for s in train_seqs], cfg.data.num_buckets)
     length_fn = lambda inputs, *_: inputs["lengths"]  # noqa: E731
     train_ds = data.dataset(train_seqs, cfg.data).cache()
@@ -29,7 +25,7 @@ def make_datasets(cfg: MusicConfig):
     val_ds = data.dataset(val_seqs, cfg.data).map(data.to_example(cfg.data, training=False)).cache()
     train_ds = bucketed_batches(train_ds, length_fn, cfg.train.batch_size, boundaries)
     val_ds = bucketed_batches(val_ds, length_fn, cfg.train.batch_size, boundaries)
-    return train_ds.prefetch(tf.data.AUTOTUNE), val_ds.prefetch(tf.data.AUTOTUNE), len(train_seqs)
+    return train_ds.prefetch(tf.data.AUTOTUNE), val_ds.prefetch(tf.data.AUTOTUNE)
 
 
 def step_nll(net: keras.Model, cfg: MusicConfig, sequences: list[np.ndarray], batch_size: int = 32):
@@ -54,16 +50,15 @@ def step_nll(net: keras.Model, cfg: MusicConfig, sequences: list[np.ndarray], ba
     return result
 
 
-def evaluate(net: keras.Model, cfg: MusicConfig, split: str = "test") -> dict:
+def evaluate(net: keras.Model, cfg: MusicConfig, sequences: list[np.ndarray], name: str = "test") -> dict:
     """Held-out NLL in nats per step, averaged over all steps of all pieces (as Bai et al.'s evaluation).
 
     ``nll`` leaves out each piece's first step, like the published tables (they predict frames 2..T from the
     frames before); ``nll_with_first_step`` includes the prediction from the start step.
     """
-    sequences = data.sequences(cfg.data, split, cfg.train.max_eval_examples)
     per_step = step_nll(net, cfg, sequences)
     return {
-        "split": split,
+        "split": name,
         "pieces": len(sequences),
         "steps": int(sum(len(s) for s in sequences)),
         "nll": float(np.concatenate([s[1:] for s in per_step]).mean()),
@@ -137,12 +132,11 @@ def plot_roll(roll: np.ndarray, cfg: MusicConfig, path: Path, title: str, seed_s
     plt.close(fig)
 
 
-def write_samples(net: keras.Model, cfg: MusicConfig, out_dir: Path) -> dict:
-    """Generates ``generate.num_samples`` pieces (half from nothing, half continuing held-out openings), writes each
-    as ``.mid`` + ``.png``, and compares their statistics with the held-out pieces'."""
+def write_samples(net: keras.Model, cfg: MusicConfig, held_out: list[np.ndarray], out_dir: Path) -> dict:
+    """Generates ``generate.num_samples`` pieces (half from nothing, half continuing the openings of ``held_out``
+    pieces), writes each as ``.mid`` + ``.png``, and compares their statistics with the held-out pieces'."""
     out_dir.mkdir(parents=True, exist_ok=True)
     g = cfg.generate
-    held_out = data.sequences(cfg.data, "test", cfg.train.max_eval_examples)
     seeded = [s for s in held_out if len(s) >= g.seed_steps][:g.num_samples // 2]
     requests = [("free", np.zeros((g.num_samples - len(seeded), 0) + held_out[0].shape[1:], np.int32))]
     if seeded:
@@ -164,29 +158,63 @@ def write_samples(net: keras.Model, cfg: MusicConfig, out_dir: Path) -> dict:
     return {"files": files, **stats}
 
 
-def run(cfg: MusicConfig) -> dict:
-    """Trains, evaluates on held-out pieces, writes samples, saves ``model.keras`` and exports; returns the report."""
-    run_dir, strategy = training.start_run(cfg.train, RECIPE)
-    started = time.time()
-    for split in data.SPLITS:  # parse (first run only) before the clock of the training starts
-        data.load_pieces(cfg.data, split)
-    parse_seconds = time.time() - started
+class MusicRecipe(Recipe):
+    """Music (one → sequence): next-step models of Bach chorales (piano roll) and folk melodies (note events) that
+    generate MIDI."""
 
-    train_ds, val_ds, num_train = make_datasets(cfg)
-    print(f"{num_train} training sequences ({cfg.data.source}, {cfg.data.representation})")
-    with strategy.scope():
+    name = "music"
+    config_class = MusicConfig
+
+    load_split = staticmethod(data.load_split)
+
+    def prepare(self, cfg, splits):
+        train_seqs, val_seqs = data.sequences_of(splits["train"]), data.sequences_of(splits["validation"])
+        train_ds, val_ds = make_datasets(cfg, train_seqs, val_seqs)
+        return Prepared(train_ds, val_ds, facts={"training_sequences": len(train_seqs),
+                                                 "validation_sequences": len(val_seqs)})
+
+    def build(self, cfg, prepared, member):
         net = model.build_model(cfg)
         model.compile_model(net, cfg)
-    history = training.fit(net, train_ds, val_ds, cfg.train, run_dir, config=cfg)
-    train_seconds = time.time() - started - parse_seconds
+        return net
 
-    metrics = evaluate(net, cfg)
-    print(f"\nHeld-out test pieces: {metrics['pieces']}, {metrics['steps']} steps; NLL {metrics['nll']:.3f} nats/step "
-          f"({metrics['nll_with_first_step']:.3f} with the first step)")
-    samples = write_samples(net, cfg, run_dir / "samples")
-    print(f"samples in {run_dir / 'samples'}; pitch-class distance to held-out {samples['pitch_class_distance']:.3f}, "
-          f"polyphony {samples['generated']['polyphony']:.2f} vs {samples['held_out']['polyphony']:.2f}, "
-          f"note density {samples['generated']['note_density']:.2f} vs {samples['held_out']['note_density']:.2f}")
-    report = {"metrics": metrics, "samples": samples, "parse_seconds": round(parse_seconds, 1),
-              "train_seconds": round(train_seconds, 1), "epochs_run": len(history.get("epoch", []))}
-    return training.finish_run(RECIPE, net, cfg, run_dir, report)
+    def evaluate(self, cfg, net, splits, prepared, run_dir):
+        held_out = data.sequences_of(splits["test"])
+        return {"metrics": evaluate(net, cfg, held_out), "samples": write_samples(net, cfg, held_out,
+                                                                                   run_dir / "samples")}
+
+    def summary(self, report):
+        metrics, samples = report["metrics"], report["samples"]
+        return (f"Held-out test pieces: {metrics['pieces']}, {metrics['steps']} steps; NLL {metrics['nll']:.3f} "
+                f"nats/step ({metrics['nll_with_first_step']:.3f} with the first step)\n"
+                f"samples: {', '.join(samples['files'])}\npitch-class distance to held-out "
+                f"{samples['pitch_class_distance']:.3f}, polyphony {samples['generated']['polyphony']:.2f} vs "
+                f"{samples['held_out']['polyphony']:.2f}, note density {samples['generated']['note_density']:.2f} "
+                f"vs {samples['held_out']['note_density']:.2f}")
+
+    def endpoints(self, cfg, net):
+        return {"serving_default": model.make_generate_fn(net, cfg)}
+
+    def request(self, cfg, seeds=None, num_steps=None, temperature=None, top_k=None, random_seed=None, count=1):
+        """``seeds``: roll `(batch, steps, pitches)` 0/1 or event ids `(batch, steps)` (None: ``count`` pieces
+        from nothing); the sampling options default to the ``generate`` settings."""
+        g = cfg.generate
+        if seeds is None:
+            shape = (count, 0, cfg.data.num_pitches) if cfg.data.representation == "roll" else (count, 0)
+            seeds = np.zeros(shape, np.int32)
+        return {"seed": tf.constant(np.asarray(seeds, np.int32)),
+                "num_steps": tf.constant(g.num_steps if num_steps is None else num_steps, tf.int32),
+                "temperature": tf.constant(g.temperature if temperature is None else temperature, tf.float32),
+                "top_k": tf.constant(g.top_k if top_k is None else top_k, tf.int32),
+                "random_seed": tf.constant(g.random_seed if random_seed is None else random_seed, tf.int64)}
+
+    def example_inputs(self, cfg):
+        """One two-step seed: the middle pitch held (roll), or two holds (events)."""
+        if cfg.data.representation == "roll":
+            seed = np.zeros((1, 2, cfg.data.num_pitches), np.int32)
+            seed[:, :, cfg.data.num_pitches // 2] = 1
+            return seed
+        return np.full((1, 2), data.HOLD, np.int32)
+
+
+RECIPE = MusicRecipe()

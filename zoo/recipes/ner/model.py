@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import training
 from zoo.layers import PaddingMask, RecurrentStack
 from zoo.models import SequenceTagger
 from zoo.recipes.ner.config import DataConfig, ModelConfig, NerConfig
@@ -252,7 +253,7 @@ def build_tagger(cfg: NerConfig, words: list[str], chars: list[str], num_tags: i
 
 
 def compile_tagger(tagger: SequenceTagger, cfg: NerConfig) -> None:
-    tagger.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm or None))
+    tagger.compile(optimizer=training.optimizer(cfg.train))
 
 
 def _shifted(values, first_in_row, fill):
@@ -373,16 +374,16 @@ def entity_spans(tag_ids, mask, starts, ends, text, tag_names, max_entities: int
     }
 
 
-def make_serving_fn(tagger: keras.Model, cfg: DataConfig, tag_names):
+def make_serving_fn(tagger: keras.Model, cfg: NerConfig, tag_names):
     """The ``serving_default`` function: raw strings in; tokens, tags and entity spans out."""
     tag_table = tf.constant(list(tag_names))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
         tf.debugging.assert_less_equal(
-            tf.size(text), cfg.max_batch_size,
-            message=f"batch too large: at most {cfg.max_batch_size} strings per request")
-        tokens, starts, ends, text = tokenize(text, cfg.max_input_chars, cfg.max_tokens)
+            tf.size(text), cfg.serving.max_batch_size,
+            message=f"batch too large: at most {cfg.serving.max_batch_size} strings per request")
+        tokens, starts, ends, text = tokenize(text, cfg.serving.max_input_chars, cfg.data.max_tokens)
         mask = tf.not_equal(tokens, PAD)
         tag_ids = tagger(tokens, training=False)["tags"]
         return {
@@ -391,21 +392,7 @@ def make_serving_fn(tagger: keras.Model, cfg: DataConfig, tag_names):
             "token_start": starts,
             "token_end": ends,
             "num_tokens": tf.reduce_sum(tf.cast(mask, tf.int32), axis=1),
-            **entity_spans(tag_ids, mask, starts, ends, text, tag_names, cfg.max_entities),
+            **entity_spans(tag_ids, mask, starts, ends, text, tag_names, cfg.serving.max_entities),
         }
 
     return serve
-
-
-def write_saved_model(tagger: keras.Model, cfg: NerConfig, path: str) -> None:
-    from zoo.recipes.ner.data import tag_names
-
-    archive = keras.export.ExportArchive()
-    archive.track(tagger)
-    archive.add_endpoint("serving_default", make_serving_fn(tagger, cfg.data, tag_names(cfg.data)))
-    archive.write_out(path, verbose=False)
-
-
-def warmup_requests(cfg: NerConfig) -> list[dict]:
-    return [{"text": np.array([b"Watching the Knicks game at Madison Square Garden tonight with @jimmy !",
-                               b"Barack Obama visits London"], dtype=object)}]

@@ -1,22 +1,18 @@
-"""Train, evaluate on the held-out test split, save and export the NER tagger."""
+"""The ner recipe: learn word and character vocabularies, train the taggers, tune the O bias, score entities."""
 
 from __future__ import annotations
 
 import collections
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import training
-from zoo.data.pipeline import bucket_boundaries, bucketed_batches, take_first
+from zoo.data.pipeline import bucket_boundaries, bucketed_batches
 from zoo.models import average_taggers
+from zoo.recipe import Prepared, Recipe
 from zoo.recipes.ner import data, model
 from zoo.recipes.ner.config import NerConfig
-
-RECIPE = "ner"
-
 
 
 def _pairs(ds: tf.data.Dataset, max_tokens: int) -> tf.data.Dataset:
@@ -37,10 +33,8 @@ def vocabularies(train_raw: tf.data.Dataset, min_count: int, max_words: int) -> 
     return frequent(words, max_words - 2), frequent(chars, None)
 
 
-def make_datasets(cfg: NerConfig):
-    """Length-bucketed (tokens, tags) train/validation batches, the raw train split and its size."""
-    train_raw = take_first(data.load_split(cfg.data, "train"), cfg.train.max_train_examples).cache()
-    val_raw = take_first(data.load_split(cfg.data, "validation"), cfg.train.max_eval_examples)
+def make_datasets(cfg: NerConfig, train_raw: tf.data.Dataset, val_raw: tf.data.Dataset):
+    """Length-bucketed (tokens, tags) train/validation batches and the number of training texts."""
     train_ds = _pairs(train_raw, cfg.data.max_tokens)
     val_ds = _pairs(val_raw, cfg.data.max_tokens).cache()
     lengths = [int(n) for n in train_ds.map(lambda tokens, _: tf.size(tokens)).as_numpy_iterator()]
@@ -49,7 +43,7 @@ def make_datasets(cfg: NerConfig):
     train_ds = bucketed_batches(train_ds.shuffle(len(lengths), seed=cfg.train.seed, reshuffle_each_iteration=True),
                                 length_fn, cfg.train.batch_size, boundaries)
     val_ds = bucketed_batches(val_ds, length_fn, cfg.train.batch_size, boundaries)
-    return train_ds.prefetch(tf.data.AUTOTUNE), val_ds.prefetch(tf.data.AUTOTUNE), train_raw, len(lengths)
+    return train_ds.prefetch(tf.data.AUTOTUNE), val_ds.prefetch(tf.data.AUTOTUNE), len(lengths)
 
 
 def predict_tags(tagger: keras.Model, token_lists: list[list[bytes]], batch_size: int = 128) -> list[np.ndarray]:
@@ -63,34 +57,34 @@ def predict_tags(tagger: keras.Model, token_lists: list[list[bytes]], batch_size
     return predicted
 
 
-def evaluate(tagger: keras.Model, cfg: NerConfig, split: str = "test") -> dict:
+def evaluate(tagger: keras.Model, cfg: NerConfig, split: tf.data.Dataset, name: str = "test") -> dict:
     """Entity-level precision/recall/F1 (seqeval, CoNLL rules) per type and micro-averaged overall, in percent."""
     from seqeval.metrics import classification_report
 
     names = data.tag_names(cfg.data)
-    examples = list(take_first(data.load_split(cfg.data, split), cfg.train.max_eval_examples).as_numpy_iterator())
+    examples = list(split.as_numpy_iterator())
     token_lists = [list(ex["tokens"][:cfg.data.max_tokens]) for ex in examples]
     predicted = predict_tags(tagger, token_lists)
     gold = [[names[t] for t in ex["tags"][:cfg.data.max_tokens]] for ex in examples]
     guess = [[names[t] for t in row] for row in predicted]
     report = classification_report(gold, guess, output_dict=True, zero_division=0)
-    metrics = {"split": split, "texts": len(examples), "tokens": sum(map(len, gold))}
-    for name, row in report.items():
-        if name in ("macro avg", "weighted avg"):
+    metrics = {"split": name, "texts": len(examples), "tokens": sum(map(len, gold))}
+    for kind, row in report.items():
+        if kind in ("macro avg", "weighted avg"):
             continue
-        metrics["overall" if name == "micro avg" else name] = {
+        metrics["overall" if kind == "micro avg" else kind] = {
             "precision": round(100 * float(row["precision"]), 2), "recall": round(100 * float(row["recall"]), 2),
             "f1": round(100 * float(row["f1-score"]), 2), "entities": int(row["support"])}
     return metrics
 
 
-def tune_background_bias(tagger: keras.Model, cfg: NerConfig) -> dict[float, float]:
+def tune_background_bias(tagger: keras.Model, cfg: NerConfig, validation: tf.data.Dataset) -> dict[float, float]:
     """Sets ``tagger.background_bias`` to the value of ``model.background_bias_grid`` with the best validation
     entity F1 (the first on ties); returns every value's validation F1."""
     scores = {}
     for bias in cfg.model.background_bias_grid:
         tagger.background_bias = bias
-        scores[bias] = evaluate(tagger, cfg, "validation")["overall"]["f1"]
+        scores[bias] = evaluate(tagger, cfg, validation, "validation")["overall"]["f1"]
     tagger.background_bias = max(scores, key=scores.get)
     return scores
 
@@ -103,38 +97,63 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(rows)
 
 
-def run(cfg: NerConfig) -> dict:
-    """Trains, evaluates on the held-out test split, saves ``model.keras`` and exports; returns the report."""
-    run_dir, strategy = training.start_run(cfg.train, RECIPE)
-    started = time.time()
+class NerRecipe(Recipe):
+    """Named-entity recognition (sequence → sequence): text in, tokens, BIO tags and entity spans out."""
 
-    train_ds, val_ds, train_raw, num_train = make_datasets(cfg)
-    words, chars = vocabularies(train_raw, cfg.data.min_word_count, cfg.data.max_words)
-    print(f"{num_train} training texts, {len(words)} words and {len(chars)} characters in the vocabularies")
+    name = "ner"
+    config_class = NerConfig
+    monitor = ("val_tag_f1", "max")
 
-    gazetteers = data.gazetteers() if cfg.model.gazetteers else None
+    load_split = staticmethod(data.load_split)
 
-    def build(k):
-        tagger = model.build_tagger(cfg, words, chars, len(data.tag_names(cfg.data)), name=f"ner_tagger_{k}",
-                                    gazetteers=gazetteers)
+    def prepare(self, cfg, splits):
+        train_raw = splits["train"].cache()
+        train_ds, val_ds, num_train = make_datasets(cfg, train_raw, splits["validation"])
+        words, chars = vocabularies(train_raw, cfg.data.min_word_count, cfg.data.max_words)
+        return Prepared(train_ds, val_ds,
+                        facts={"training_texts": num_train, "words": len(words), "characters": len(chars)},
+                        state={"words": words, "chars": chars,
+                               "gazetteers": data.gazetteers() if cfg.model.gazetteers else None})
+
+    def ensemble_size(self, cfg):
+        return cfg.model.ensemble_size
+
+    def build(self, cfg, prepared, member):
+        state = prepared.state
+        tagger = model.build_tagger(cfg, state["words"], state["chars"], len(data.tag_names(cfg.data)),
+                                    name=f"ner_tagger_{member}", gazetteers=state["gazetteers"])
         model.compile_tagger(tagger, cfg)
         return tagger
 
-    members, epochs_run = training.fit_members(cfg.model.ensemble_size, build, train_ds, val_ds, cfg.train, run_dir,
-                                               strategy, cfg, monitor="val_tag_f1", mode="max")
-    tagger = average_taggers(members, name="ner_tagger")
-    bias_scores = tune_background_bias(tagger, cfg)
-    print(f"validation entity F1 by O bias: {bias_scores}; using {tagger.background_bias}")
-    train_seconds = time.time() - started
+    def finalize(self, cfg, prepared, members, splits):
+        tagger = average_taggers(members, name="ner_tagger")
+        prepared.state["members"] = members
+        prepared.state["bias_scores"] = tune_background_bias(tagger, cfg, splits["validation"])
+        print(f"validation entity F1 by O bias: {prepared.state['bias_scores']}; using {tagger.background_bias}")
+        return tagger
 
-    metrics = evaluate(tagger, cfg)
-    print(f"\nHeld-out test split ({cfg.data.source}, {metrics['texts']} texts), entity-level:\n"
-          f"{format_metrics(metrics)}")
-    report = {"metrics": metrics, "train_seconds": round(train_seconds, 1), "epochs_run": epochs_run,
-              "background_bias": tagger.background_bias, "validation_f1_by_background_bias": bias_scores}
-    if len(members) > 1:  # what the ensemble adds over its members (each decoded without bias)
-        report["member_f1"] = {split: [evaluate(m, cfg, split)["overall"]["f1"] for m in members]
-                               for split in ("validation", "test")}
-        print(f"members' entity F1, validation {report['member_f1']['validation']}, "
-              f"test {report['member_f1']['test']}")
-    return training.finish_run(RECIPE, tagger, cfg, run_dir, report)
+    def evaluate(self, cfg, tagger, splits, prepared, run_dir):
+        report = {"metrics": evaluate(tagger, cfg, splits["test"]), "background_bias": tagger.background_bias,
+                  "validation_f1_by_background_bias": prepared.state["bias_scores"]}
+        members = prepared.state["members"]
+        if len(members) > 1:  # what the ensemble adds over its members (each decoded without bias)
+            report["member_f1"] = {split: [evaluate(m, cfg, splits[split], split)["overall"]["f1"] for m in members]
+                                   for split in ("validation", "test")}
+        return report
+
+    def summary(self, report):
+        metrics = report["metrics"]
+        text = f"Held-out test split ({metrics['texts']} texts), entity-level:\n{format_metrics(metrics)}"
+        if "member_f1" in report:
+            text += (f"\nmembers' entity F1, validation {report['member_f1']['validation']}, "
+                     f"test {report['member_f1']['test']}")
+        return text
+
+    def endpoints(self, cfg, tagger):
+        return {"serving_default": model.make_serving_fn(tagger, cfg, data.tag_names(cfg.data))}
+
+    def example_inputs(self, cfg):
+        return ["Watching the Knicks game at Madison Square Garden tonight with @jimmy !", "Barack Obama visits London"]
+
+
+RECIPE = NerRecipe()

@@ -24,6 +24,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo.data import fetch
+from zoo.data.builder import Builder
 from zoo.recipes.sentiment.config import VADER_DOMAINS, DataConfig
 
 VADER_SDIST = ("vadersentiment", "3.3.2", "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9")
@@ -73,25 +74,20 @@ def read_ground_truth(archive: Path):
                     yield domain, parts[0], float(parts[1]), parts[2].strip()
 
 
-class VaderSentiment(tfds.core.GeneratorBasedBuilder):
+class VaderSentiment(Builder):
     """TFDS builder for the VADER ground-truth snippets (splits, versions and caching are TFDS's)."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Four domains, hashed 80/10/10 split."}
 
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "id": tfds.features.Text(),
-                "text": tfds.features.Text(),
-                "mean_rating": tfds.features.Scalar(dtype=np.float32),
-                "domain": tfds.features.ClassLabel(names=list(VADER_DOMAINS)),
-            }),
-            homepage="https://github.com/cjhutto/vaderSentiment",
-            citation="Hutto, C.J. & Gilbert, E.E. (2014). VADER. ICWSM-14.",
-        )
+    FEATURES = {
+        "id": tfds.features.Text(),
+        "text": tfds.features.Text(),
+        "mean_rating": tfds.features.Scalar(dtype=np.float32),
+        "domain": tfds.features.ClassLabel(names=list(VADER_DOMAINS)),
+    }
+    HOMEPAGE = "https://github.com/cjhutto/vaderSentiment"
+    CITATION = "Hutto, C.J. & Gilbert, E.E. (2014). VADER. ICWSM-14."
 
     def _split_generators(self, dl_manager):
         archive = fetch.pip_sdist(*VADER_SDIST)
@@ -104,14 +100,9 @@ class VaderSentiment(tfds.core.GeneratorBasedBuilder):
                 yield key, {"id": key, "text": text, "mean_rating": mean, "domain": domain}
 
 
-def _data_dir(cfg: DataConfig) -> str:
-    return cfg.tfds_data_dir or str(fetch.cache_dir() / "tfds")
-
-
-
 def load_vader(cfg: DataConfig, split: str, domains=VADER_DOMAINS) -> tf.data.Dataset:
     """Examples ``{"text", "rating", "polarity", "polarity_weight", "domain"}`` of one VADER split."""
-    builder = VaderSentiment(data_dir=_data_dir(cfg))
+    builder = VaderSentiment(data_dir=fetch.tfds_dir(cfg.tfds_data_dir))
     builder.download_and_prepare()
     domain_ids = tf.constant([VADER_DOMAINS.index(d) for d in domains], tf.int64)
     ds = builder.as_dataset(split=split, shuffle_files=False)
@@ -135,7 +126,7 @@ def load_vader(cfg: DataConfig, split: str, domains=VADER_DOMAINS) -> tf.data.Da
 def load_imdb(cfg: DataConfig, split: str) -> tf.data.Dataset:
     """IMDB reviews through TFDS (binary labels only: the rating head gets zero weight)."""
     tfds_split = {"train": "train[:90%]", "validation": "train[90%:]", "test": "test"}[split]
-    ds = tfds.load("imdb_reviews", split=tfds_split, data_dir=_data_dir(cfg), shuffle_files=False)
+    ds = tfds.load("imdb_reviews", split=tfds_split, data_dir=fetch.tfds_dir(cfg.tfds_data_dir), shuffle_files=False)
     return ds.map(lambda ex: {
         "text": ex["text"],
         "rating": tf.constant(0, tf.int32),
@@ -146,10 +137,13 @@ def load_imdb(cfg: DataConfig, split: str) -> tf.data.Dataset:
     })
 
 
-def load_split(cfg: DataConfig, split: str, train_only_domains: bool = False) -> tf.data.Dataset:
+def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
+    """One split as examples ``{"text": string, "rating": int32 0-4, "rating_weight": float32, "polarity": float32
+    0/1, "polarity_weight": float32, "domain": int32}`` (weights 0 where a target is unknown; ``domain`` indexes
+    ``VADER_DOMAINS``, -1 for other sources). The training split holds ``cfg.train_domains`` only."""
     if cfg.source == "imdb_reviews":
         return load_imdb(cfg, split)
-    return load_vader(cfg, split, cfg.train_domains if train_only_domains else VADER_DOMAINS)
+    return load_vader(cfg, split, cfg.train_domains if split == "train" else VADER_DOMAINS)
 
 
 def to_training_example(vectorize, max_tokens: int):

@@ -11,8 +11,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import training
 from zoo.layers import MaskedPooling, RecurrentStack
-from zoo.recipes.sentiment.config import DataConfig, ModelConfig, SentimentConfig
+from zoo.recipes.sentiment.config import DataConfig, ModelConfig, SentimentConfig, ServingConfig
 
 NUM_RATINGS = 5
 PUNCTUATION = r"([^\w\s'])"
@@ -76,23 +77,23 @@ def build_ensemble(members: list[keras.Model]) -> keras.Model:
 
 def build_text_model(vectorizer: keras.layers.TextVectorization, classifier: keras.Model,
                      max_tokens: int) -> keras.Model:
-    """Strings `(batch,)` → the classifier's outputs; what is saved, evaluated and exported."""
+    """Strings `(batch,)` → `{"probabilities": (batch, 5) over ratings 1-5, "polarity": (batch, 1)}`; what is
+    saved, evaluated and exported."""
     text = keras.Input(shape=(), dtype="string", name="text")
-    ids = vectorizer(text)[:, :max_tokens]
-    return keras.Model(text, classifier(ids), name="sentiment")
+    outputs = classifier(vectorizer(text)[:, :max_tokens])
+    return keras.Model(text, {"probabilities": outputs["rating"], "polarity": outputs["polarity"]}, name="sentiment")
 
 
 def compile_classifier(classifier: keras.Model, cfg: SentimentConfig) -> None:
     classifier.compile(
-        optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm or None),
+        optimizer=training.optimizer(cfg.train),
         loss={"rating": "sparse_categorical_crossentropy", "polarity": "binary_crossentropy"},
         loss_weights={"rating": 1.0, "polarity": cfg.model.polarity_loss_weight},
         weighted_metrics={"rating": ["sparse_categorical_accuracy"], "polarity": ["binary_accuracy"]},
     )
 
 
-
-def make_serving_fn(text_model: keras.Model, cfg: DataConfig):
+def make_serving_fn(text_model: keras.Model, cfg: ServingConfig):
     """The ``serving_default`` function: raw strings in, decoded answers out, with bounds checked in the graph."""
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
@@ -106,7 +107,7 @@ def make_serving_fn(text_model: keras.Model, cfg: DataConfig):
             text = tf.strings.substr(text, 0, cfg.max_input_bytes)
         text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
         outputs = text_model(text, training=False)
-        probabilities = outputs["rating"]
+        probabilities = outputs["probabilities"]
         return {
             "rating": tf.cast(tf.argmax(probabilities, axis=-1), tf.int32) + 1,
             "polarity": outputs["polarity"][:, 0],
@@ -114,14 +115,3 @@ def make_serving_fn(text_model: keras.Model, cfg: DataConfig):
         }
 
     return serve
-
-
-def write_saved_model(text_model: keras.Model, cfg: SentimentConfig, path: str) -> None:
-    archive = keras.export.ExportArchive()
-    archive.track(text_model)
-    archive.add_endpoint("serving_default", make_serving_fn(text_model, cfg.data))
-    archive.write_out(path, verbose=False)
-
-
-def warmup_requests(cfg: SentimentConfig) -> list[dict]:
-    return [{"text": np.array([b"A gorgeous, witty film.", b"dull and far too long"], dtype=object)}]

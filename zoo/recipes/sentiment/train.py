@@ -1,29 +1,38 @@
-"""Train, evaluate on the held-out test split, save and export the sentiment model."""
+"""The sentiment recipe: learn the vocabulary, train the classifiers, evaluate per domain, serve strings."""
 
 from __future__ import annotations
-
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import training
-from zoo.data.pipeline import bucket_boundaries, bucketed_batches, take_first
+from zoo.data.pipeline import bucket_boundaries, bucketed_batches
+from zoo.recipe import Prepared, Recipe
 from zoo.recipes.sentiment import data, model
 from zoo.recipes.sentiment.config import VADER_DOMAINS, SentimentConfig
 
-RECIPE = "sentiment"
+
+def make_vectorizer(cfg: SentimentConfig, train: tf.data.Dataset):
+    """The text vectorizer adapted on the training text (plus the lexicon's words), and the lexicon valence of its
+    vocabulary (None without ``model.lexicon_feature``)."""
+    vectorizer = model.make_vectorizer(cfg.data)
+    vectorizer.adapt(train.map(lambda ex: ex["text"]).batch(512))
+    if not cfg.model.lexicon_feature:
+        return vectorizer, None
+    lexicon = data.read_lexicon(data.fetch.pip_sdist(*data.VADER_SDIST))
+    # Lexicon words unseen in training still get their valence at serving time.
+    vocabulary = vectorizer.get_vocabulary()
+    seen = set(vocabulary)
+    extra = sorted(w for w in lexicon if w not in seen and " " not in w)
+    vectorizer = model.make_vectorizer(cfg.data, vocabulary=vocabulary[2:] + extra)  # [2:]: padding, OOV implied
+    return vectorizer, model.lexicon_valence(vectorizer.get_vocabulary(), lexicon)
 
 
-
-def make_datasets(cfg: SentimentConfig, vectorizer):
-    """Vectorised, length-bucketed train/validation datasets of (ids, targets, weights)."""
-    train_raw = take_first(data.load_split(cfg.data, "train", train_only_domains=True), cfg.train.max_train_examples)
-    val_raw = take_first(data.load_split(cfg.data, "validation"), cfg.train.max_eval_examples)
+def make_datasets(cfg: SentimentConfig, vectorizer, train: tf.data.Dataset, validation: tf.data.Dataset):
+    """Vectorised, length-bucketed train/validation datasets of (ids, targets, weights) and the training size."""
     to_example = data.to_training_example(vectorizer, cfg.data.max_tokens)
-    train_ds = train_raw.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).cache()
-    val_ds = val_raw.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    train_ds = train.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    val_ds = validation.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).cache()
     lengths = [int(n) for n in train_ds.map(lambda ids, *_: tf.size(ids)).as_numpy_iterator()]
     boundaries = bucket_boundaries(lengths, cfg.data.num_buckets)
     length_fn = lambda ids, *_: tf.size(ids)  # noqa: E731
@@ -36,16 +45,16 @@ def make_datasets(cfg: SentimentConfig, vectorizer):
 def predict_texts(text_model: keras.Model, texts: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
     outputs = [text_model(tf.constant(texts[i:i + batch_size]), training=False)
                for i in range(0, len(texts), batch_size)]
-    return {k: np.concatenate([np.asarray(o[k]) for o in outputs]) for k in ("rating", "polarity")}
+    return {k: np.concatenate([np.asarray(o[k]) for o in outputs]) for k in ("probabilities", "polarity")}
 
 
-def evaluate(text_model: keras.Model, cfg: SentimentConfig, split: str = "test") -> dict:
+def evaluate(text_model: keras.Model, cfg: SentimentConfig, split: tf.data.Dataset, name: str = "test") -> dict:
     """Held-out metrics: binary accuracy (overall and per VADER domain), 5-class accuracy and rating MAE."""
-    examples = list(take_first(data.load_split(cfg.data, split), cfg.train.max_eval_examples).as_numpy_iterator())
+    examples = list(split.as_numpy_iterator())
     texts = np.array([ex["text"] for ex in examples], dtype=object)
     pred = predict_texts(text_model, texts)
     rating_true = np.array([ex["rating"] for ex in examples])
-    rating_pred = pred["rating"].argmax(-1)
+    rating_pred = pred["probabilities"].argmax(-1)
     polarity_true = np.array([ex["polarity"] for ex in examples])
     polarity_pred = (pred["polarity"][:, 0] > 0.5).astype(np.float32)
     has_polarity = np.array([ex["polarity_weight"] for ex in examples]) > 0
@@ -61,11 +70,11 @@ def evaluate(text_model: keras.Model, cfg: SentimentConfig, split: str = "test")
             result["rating_mae"] = float(np.abs(rating_pred[rated] - rating_true[rated]).mean())
         return result
 
-    metrics = {"split": split, "overall": summary(np.ones(len(examples), bool))}
+    metrics = {"split": name, "overall": summary(np.ones(len(examples), bool))}
     if cfg.data.source == "vader":
-        for i, name in enumerate(VADER_DOMAINS):
+        for i, domain in enumerate(VADER_DOMAINS):
             if (domains == i).any():
-                metrics[name] = summary(domains == i)
+                metrics[domain] = summary(domains == i)
     return metrics
 
 
@@ -78,37 +87,45 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(rows)
 
 
-def run(cfg: SentimentConfig) -> dict:
-    """Trains, evaluates on the held-out test split, saves ``model.keras`` and exports; returns the report."""
-    run_dir, strategy = training.start_run(cfg.train, RECIPE)
-    started = time.time()
+class SentimentRecipe(Recipe):
+    """Sentiment (sequence → one): text in, a 1-5 rating and a positive/negative score out."""
 
-    vectorizer = model.make_vectorizer(cfg.data)
-    train_texts = take_first(data.load_split(cfg.data, "train", train_only_domains=True), cfg.train.max_train_examples)
-    vectorizer.adapt(train_texts.map(lambda ex: ex["text"]).batch(512))
-    valence = None
-    if cfg.model.lexicon_feature:
-        lexicon = data.read_lexicon(data.fetch.pip_sdist(*data.VADER_SDIST))
-        # Lexicon words unseen in training still get their valence at serving time.
-        vocabulary = vectorizer.get_vocabulary()
-        seen = set(vocabulary)
-        extra = sorted(w for w in lexicon if w not in seen and " " not in w)
-        vectorizer = model.make_vectorizer(cfg.data, vocabulary=vocabulary[2:] + extra)  # [2:]: the padding and OOV tokens are implied
-        valence = model.lexicon_valence(vectorizer.get_vocabulary(), lexicon)
-    train_ds, val_ds, num_train = make_datasets(cfg, vectorizer)
-    print(f"{num_train} training examples, vocabulary {vectorizer.vocabulary_size()}")
+    name = "sentiment"
+    config_class = SentimentConfig
 
-    def build(k):
-        classifier = model.build_classifier(cfg.model, vectorizer.vocabulary_size(), valence, name=f"classifier_{k}")
+    load_split = staticmethod(data.load_split)
+
+    def prepare(self, cfg, splits):
+        vectorizer, valence = make_vectorizer(cfg, splits["train"])
+        train_ds, val_ds, num_train = make_datasets(cfg, vectorizer, splits["train"], splits["validation"])
+        return Prepared(train_ds, val_ds, facts={"training_examples": num_train,
+                                                 "vocabulary": vectorizer.vocabulary_size()},
+                        state={"vectorizer": vectorizer, "valence": valence})
+
+    def ensemble_size(self, cfg):
+        return cfg.model.ensemble_size
+
+    def build(self, cfg, prepared, member):
+        vectorizer = prepared.state["vectorizer"]
+        classifier = model.build_classifier(cfg.model, vectorizer.vocabulary_size(), prepared.state["valence"],
+                                            name=f"classifier_{member}")
         model.compile_classifier(classifier, cfg)
         return classifier
 
-    members, epochs_run = training.fit_members(cfg.model.ensemble_size, build, train_ds, val_ds, cfg.train, run_dir,
-                                               strategy, cfg)
-    train_seconds = time.time() - started
+    def finalize(self, cfg, prepared, members, splits):
+        return model.build_text_model(prepared.state["vectorizer"], model.build_ensemble(members), cfg.data.max_tokens)
 
-    text_model = model.build_text_model(vectorizer, model.build_ensemble(members), cfg.data.max_tokens)
-    metrics = evaluate(text_model, cfg)
-    print(f"\nHeld-out test split ({cfg.data.source}):\n{format_metrics(metrics)}")
-    report = {"metrics": metrics, "train_seconds": round(train_seconds, 1), "epochs_run": epochs_run}
-    return training.finish_run(RECIPE, text_model, cfg, run_dir, report)
+    def evaluate(self, cfg, text_model, splits, prepared, run_dir):
+        return {"metrics": evaluate(text_model, cfg, splits["test"])}
+
+    def summary(self, report):
+        return f"Held-out test split:\n{format_metrics(report['metrics'])}"
+
+    def endpoints(self, cfg, text_model):
+        return {"serving_default": model.make_serving_fn(text_model, cfg.serving)}
+
+    def example_inputs(self, cfg):
+        return ["A gorgeous, witty film.", "dull and far too long"]
+
+
+RECIPE = SentimentRecipe()

@@ -1,8 +1,6 @@
 """``python -m zoo.recipes.speech_ctc``: prepare data, train, evaluate on held-out speech and export a SavedModel."""
 
-from zoo import config
-from zoo.recipes.speech_ctc.config import SpeechConfig
-from zoo.recipes.speech_ctc.train import run
+from zoo.cli import main
 
 if __name__ == "__main__":
-    run(config.load(SpeechConfig, "speech_ctc", description=__doc__))
+    main("speech_ctc")

@@ -37,6 +37,7 @@ import tensorflow_datasets as tfds
 from scipy.signal import resample_poly
 
 from zoo.data import fetch
+from zoo.data.builder import Builder
 from zoo.recipes.speech_ctc.config import SAMPLE_RATE, DataConfig
 
 TUXPAINT_DEB = ("tuxpaint-stamps-default", "2022.06.04-1",
@@ -238,31 +239,28 @@ def generation_settings(cfg: DataConfig) -> dict:
     return {k: getattr(cfg, k) for k in keys}
 
 
-class TuxpaintEspeakSpeech(tfds.core.GeneratorBasedBuilder):
+class TuxpaintEspeakSpeech(Builder):
     """TFDS builder: real Tux Paint recordings and espeak-ng speech, splits ``train``, ``validation``,
     ``test_real``, ``test_synthetic`` (see the module docstring)."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Spanish; hashed real-clip split, held-out espeak-ng voices and sentences."}
 
+    FEATURES = {
+        "audio": tfds.features.Audio(shape=(None,), dtype=np.int16, sample_rate=SAMPLE_RATE),
+        "text": tfds.features.Text(),
+        "real": tfds.features.Scalar(dtype=np.bool_),
+        "voice": tfds.features.Text(),
+    }
+    HOMEPAGE = "https://tuxpaint.org/ and https://github.com/espeak-ng/espeak-ng"
+
     def __init__(self, *, settings: DataConfig, **kwargs):
         self.settings = settings
         digest = hashlib.sha256(json.dumps(generation_settings(settings), sort_keys=True).encode()).hexdigest()[:12]
         super().__init__(config=tfds.core.BuilderConfig(name=f"{LANGUAGE}_{digest}"), **kwargs)
 
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "audio": tfds.features.Audio(shape=(None,), dtype=np.int16, sample_rate=SAMPLE_RATE),
-                "text": tfds.features.Text(),
-                "real": tfds.features.Scalar(dtype=np.bool_),
-                "voice": tfds.features.Text(),
-            }),
-            homepage="https://tuxpaint.org/ and https://github.com/espeak-ng/espeak-ng",
-            metadata=tfds.core.MetadataDict(settings=generation_settings(self.settings)),
-        )
+    def metadata(self):
+        return tfds.core.MetadataDict(settings=generation_settings(self.settings))
 
     def _split_generators(self, dl_manager):
         cfg = self.settings
@@ -318,16 +316,12 @@ class TuxpaintEspeakSpeech(tfds.core.GeneratorBasedBuilder):
             print(f"{split}: espeak-ng failed on {len(failed)} of {len(jobs)} clips, skipped (first: {failed[0]})")
 
 
-def _data_dir(cfg: DataConfig) -> str:
-    return cfg.tfds_data_dir or str(fetch.cache_dir() / "tfds")
-
-
 def _as_float(audio):
     return tf.cast(audio, tf.float32) / 32768.0
 
 
 def load_tuxpaint_espeak(cfg: DataConfig, split: str) -> tf.data.Dataset:
-    builder = TuxpaintEspeakSpeech(settings=cfg, data_dir=_data_dir(cfg))
+    builder = TuxpaintEspeakSpeech(settings=cfg, data_dir=fetch.tfds_dir(cfg.tfds_data_dir))
     builder.download_and_prepare()
     ds = builder.as_dataset(split=split, shuffle_files=False)
     return ds.map(lambda ex: {"audio": _as_float(ex["audio"]), "text": ex["text"], "real": ex["real"]})
@@ -346,7 +340,7 @@ def load_tfds_corpus(cfg: DataConfig, split: str) -> tf.data.Dataset:
     else:
         tfds_split = {"train": "train[:90%]", "validation": "train[90%:95%]"}.get(split, "train[95%:]")
         rate, text_key = 22050, "text_normalized"
-    ds = tfds.load(cfg.source, split=tfds_split, data_dir=_data_dir(cfg), shuffle_files=False)
+    ds = tfds.load(cfg.source, split=tfds_split, data_dir=fetch.tfds_dir(cfg.tfds_data_dir), shuffle_files=False)
 
     def convert(ex):
         audio = _as_float(ex["speech"])

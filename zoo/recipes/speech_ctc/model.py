@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import training
 from zoo.layers import CTC, RecurrentStack
 from zoo.recipes.speech_ctc.config import SAMPLE_RATE, ModelConfig, SpeechConfig
 
@@ -278,7 +279,7 @@ def build_acoustic_model(cfg: ModelConfig, num_classes: int) -> keras.Model:
     x = keras.layers.Dense(cfg.units, name="projection")(x)
     x = keras.layers.LayerNormalization(name="projection_norm")(x)
     x = RecurrentStack(cfg.cell, cfg.units, cfg.num_layers, bidirectional=True, dropout=cfg.dropout,
-                       return_sequences=True, name="recurrent_stack")(x, mask=mask)
+                       residual=cfg.residual, return_sequences=True, name="recurrent_stack")(x, mask=mask)
     x = keras.layers.Dropout(cfg.dropout, name="logits_dropout")(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
     frame_lengths = keras.ops.sum(keras.ops.cast(mask, "int32"), axis=1)
@@ -310,9 +311,7 @@ class CTCTrainer(keras.Model):
 
 def make_trainer(acoustic: keras.Model, cfg: SpeechConfig) -> CTCTrainer:
     trainer = CTCTrainer(acoustic, CTC(beam_width=cfg.model.beam_width), name="ctc_trainer")
-    averaging = {"use_ema": True, "ema_momentum": cfg.train.ema_momentum} if cfg.train.ema_momentum else {}
-    trainer.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm or None,
-                                                    **averaging))
+    trainer.compile(optimizer=training.optimizer(cfg.train))
     return trainer
 
 
@@ -334,16 +333,17 @@ def transcribe(acoustic: keras.Model, audio, lengths, alphabet: str, beam_width:
 
 def make_serving_fn(acoustic: keras.Model, cfg: SpeechConfig):
     """The ``serving_default`` function: 16 kHz float audio + lengths in, transcripts out, bounds checked."""
-    max_samples = int(cfg.data.max_input_seconds * SAMPLE_RATE)
+    limits = cfg.serving
+    max_samples = int(limits.max_input_seconds * SAMPLE_RATE)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio"),
                                   tf.TensorSpec([None], tf.int32, name="lengths")])
     def serve(audio, lengths):
         checks = [
-            tf.debugging.assert_less_equal(tf.shape(audio)[0], cfg.data.max_batch_size,
-                                           message=f"batch too large: at most {cfg.data.max_batch_size} clips"),
+            tf.debugging.assert_less_equal(tf.shape(audio)[0], limits.max_batch_size,
+                                           message=f"batch too large: at most {limits.max_batch_size} clips"),
             tf.debugging.assert_less_equal(tf.shape(audio)[1], max_samples, message=(
-                f"audio too long: at most {cfg.data.max_input_seconds:g} s ({max_samples} samples at "
+                f"audio too long: at most {limits.max_input_seconds:g} s ({max_samples} samples at "
                 f"{SAMPLE_RATE} Hz) per request; split longer recordings")),
             tf.debugging.assert_equal(tf.shape(lengths)[0], tf.shape(audio)[0],
                                       message="lengths needs one entry per row of audio"),
@@ -355,16 +355,3 @@ def make_serving_fn(acoustic: keras.Model, cfg: SpeechConfig):
             return transcribe(acoustic, tf.identity(audio), lengths, cfg.data.alphabet, cfg.model.beam_width)
 
     return serve
-
-
-def write_saved_model(acoustic: keras.Model, cfg: SpeechConfig, path: str) -> None:
-    archive = keras.export.ExportArchive()
-    archive.track(acoustic)
-    archive.add_endpoint("serving_default", make_serving_fn(acoustic, cfg))
-    archive.write_out(path, verbose=False)
-
-
-def warmup_requests(cfg: SpeechConfig) -> list[dict]:
-    rng = np.random.default_rng(0)
-    audio = (0.01 * rng.standard_normal((2, SAMPLE_RATE))).astype(np.float32)
-    return [{"audio": audio, "lengths": np.array([SAMPLE_RATE, SAMPLE_RATE // 2], np.int32)}]

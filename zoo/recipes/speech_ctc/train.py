@@ -1,20 +1,17 @@
-"""Prepare data, train with CTC, evaluate CER/WER on held-out synthetic voices and real recordings, save, export."""
+"""The speech_ctc recipe: a random mix of synthetic and real clips, CTC training, CER/WER on held-out synthetic
+voices and real recordings."""
 
 from __future__ import annotations
-
-import time
 
 import jiwer
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import training
-from zoo.data.pipeline import bucket_boundaries, bucketed_batches, take_first
+from zoo.data.pipeline import bucket_boundaries, bucketed_batches
+from zoo.recipe import Prepared, Recipe
 from zoo.recipes.speech_ctc import data, model
 from zoo.recipes.speech_ctc.config import SAMPLE_RATE, SpeechConfig
-
-RECIPE = "speech_ctc"
 
 
 def char_ids(alphabet: str):
@@ -50,18 +47,16 @@ def trainable(cfg: SpeechConfig):
     return fn
 
 
-def training_split(cfg: SpeechConfig, split: str) -> tf.data.Dataset:
+def training_examples(cfg: SpeechConfig, split: tf.data.Dataset) -> tf.data.Dataset:
     """Trainable examples `(inputs, targets, real)` of one split."""
-    ds = data.load_split(cfg.data, split)
-    limit = cfg.train.max_train_examples if split == "train" else cfg.train.max_eval_examples
-    return take_first(ds, limit).map(to_training_example(cfg), num_parallel_calls=tf.data.AUTOTUNE).filter(trainable(cfg))
+    return split.map(to_training_example(cfg), num_parallel_calls=tf.data.AUTOTUNE).filter(trainable(cfg))
 
 
 def _drop_flag(ds: tf.data.Dataset) -> tf.data.Dataset:
     return ds.map(lambda inputs, targets, real: (inputs, targets))
 
 
-def make_datasets(cfg: SpeechConfig):
+def make_datasets(cfg: SpeechConfig, splits: dict[str, tf.data.Dataset]):
     """Length-bucketed, silence-padded train/validation batches, the number of training clips per pass and the
     steps per epoch.
 
@@ -69,7 +64,7 @@ def make_datasets(cfg: SpeechConfig):
     times over) from an endless stream, without holding the audio in one big shuffle buffer. The stream is not cut
     into epochs: Keras would restart it every epoch, so short epochs would see only the first clips of the split.
     """
-    train_ds = training_split(cfg, "train")
+    train_ds = training_examples(cfg, splits["train"])
     stats = list(train_ds.map(lambda x, y, real: (x["lengths"], real)).as_numpy_iterator())
     lengths = [int(n) for n, _ in stats]
     num_real = sum(bool(real) for _, real in stats)
@@ -89,14 +84,14 @@ def make_datasets(cfg: SpeechConfig):
     boundaries = bucket_boundaries(lengths, cfg.data.num_buckets)
     length_fn = lambda x, y: x["lengths"]  # noqa: E731
     train_batches = bucketed_batches(stream, length_fn, cfg.train.batch_size, boundaries)
-    val_batches = bucketed_batches(_drop_flag(training_split(cfg, "validation")).cache(), length_fn,
+    val_batches = bucketed_batches(_drop_flag(training_examples(cfg, splits["validation"])).cache(), length_fn,
                                    cfg.train.batch_size, boundaries)
     return train_batches.prefetch(tf.data.AUTOTUNE), val_batches.prefetch(tf.data.AUTOTUNE), per_pass, steps
 
 
-def evaluate(acoustic: keras.Model, cfg: SpeechConfig, split: str, batch_size: int = 32) -> dict:
+def evaluate(acoustic: keras.Model, cfg: SpeechConfig, split: tf.data.Dataset, batch_size: int = 32) -> dict:
     """CER and WER (jiwer) of greedy and beam-search decoding on one split, plus a few example transcripts."""
-    examples = list(take_first(data.load_split(cfg.data, split), cfg.train.max_eval_examples).as_numpy_iterator())
+    examples = list(split.as_numpy_iterator())
     examples = [ex for ex in examples if ex["text"]]
     if not examples:
         return {"examples": 0}
@@ -130,28 +125,48 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(rows)
 
 
-def run(cfg: SpeechConfig) -> dict:
-    """Prepares data (timed apart), trains, evaluates both test splits, saves ``model.keras``, exports."""
-    run_dir, strategy = training.start_run(cfg.train, RECIPE)
+class SpeechRecipe(Recipe):
+    """Speech recognition (sequence → sequence, unaligned): 16 kHz waveform in, text out, trained with CTC."""
 
-    started = time.time()
-    train_ds, val_ds, num_train, steps_per_epoch = make_datasets(cfg)
-    prep_seconds = time.time() - started
-    print(f"{num_train} training clips; data preparation {prep_seconds:.0f} s")
+    name = "speech_ctc"
+    config_class = SpeechConfig
+    splits = data.SPLITS
 
-    started = time.time()
-    with strategy.scope():
-        acoustic = model.build_acoustic_model(cfg.model, len(cfg.data.alphabet) + 1)
-        trainer = model.make_trainer(acoustic, cfg)
-    plateau = ([keras.callbacks.ReduceLROnPlateau(factor=cfg.train.lr_plateau_factor,
-                                                  patience=cfg.train.lr_plateau_patience, min_lr=1e-5, verbose=1)]
-               if cfg.train.lr_plateau_patience else [])
-    history = training.fit(trainer, train_ds, val_ds, cfg.train, run_dir, config=cfg, callbacks=plateau,
-                           steps_per_epoch=steps_per_epoch)
-    train_seconds = time.time() - started
+    load_split = staticmethod(data.load_split)
 
-    metrics = {split: evaluate(acoustic, cfg, split) for split in ("test_synthetic", "test_real")}
-    print(f"\nHeld-out test splits ({cfg.data.source}):\n{format_metrics(metrics)}")
-    report = {"metrics": metrics, "data_prep_seconds": round(prep_seconds, 1), "train_seconds": round(train_seconds, 1),
-              "epochs_run": len(history.get("epoch", [])), "training_clips": num_train}
-    return training.finish_run(RECIPE, acoustic, cfg, run_dir, report)
+    def prepare(self, cfg, splits):
+        train_ds, val_ds, num_train, steps_per_epoch = make_datasets(cfg, splits)
+        return Prepared(train_ds, val_ds, facts={"training_clips_per_pass": num_train},
+                        steps_per_epoch=steps_per_epoch)
+
+    def build(self, cfg, prepared, member):
+        return model.make_trainer(model.build_acoustic_model(cfg.model, len(cfg.data.alphabet) + 1), cfg)
+
+    def finalize(self, cfg, prepared, members, splits):
+        (trainer,) = members
+        return trainer.acoustic
+
+    def evaluate(self, cfg, acoustic, splits, prepared, run_dir):
+        return {"metrics": {split: evaluate(acoustic, cfg, splits[split]) for split in ("test_synthetic", "test_real")}}
+
+    def summary(self, report):
+        return f"Held-out test splits:\n{format_metrics(report['metrics'])}"
+
+    def endpoints(self, cfg, acoustic):
+        return {"serving_default": model.make_serving_fn(acoustic, cfg)}
+
+    def request(self, cfg, clips):
+        """``clips``: a list of 16 kHz mono float waveforms (1-D arrays in [-1, 1]) of any lengths."""
+        clips = [np.asarray(c, np.float32).reshape(-1) for c in clips]
+        lengths = np.array([len(c) for c in clips], np.int32)
+        audio = np.zeros((len(clips), max(lengths, default=0)), np.float32)
+        for row, clip in zip(audio, clips):
+            row[:len(clip)] = clip
+        return {"audio": tf.constant(audio), "lengths": tf.constant(lengths)}
+
+    def example_inputs(self, cfg):
+        noise = 0.01 * np.random.default_rng(0).standard_normal(SAMPLE_RATE)
+        return [noise, noise[:SAMPLE_RATE // 2]]
+
+
+RECIPE = SpeechRecipe()

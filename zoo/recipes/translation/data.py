@@ -20,6 +20,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo.data import fetch
+from zoo.data.builder import Builder
 from zoo.recipes.translation.config import DataConfig
 
 SWORD_PACKAGES = {
@@ -69,25 +70,20 @@ def sword_roots() -> dict[str, Path]:
     return {lang: fetch.debian_package(*pkg[:3]) / "usr/share/sword" for lang, pkg in SWORD_PACKAGES.items()}
 
 
-class BibleEsEn(tfds.core.GeneratorBasedBuilder):
+class BibleEsEn(Builder):
     """TFDS builder for the verse-aligned Spanish (RV1909) / English (KJV) Bibles, split by book."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "RV1909 / KJV verse pairs, split by book."}
 
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "reference": tfds.features.Text(),
-                "book": tfds.features.Text(),
-                "es": tfds.features.Text(),
-                "en": tfds.features.Text(),
-            }),
-            supervised_keys=("es", "en"),
-            homepage="https://crosswire.org/sword/",
-        )
+    FEATURES = {
+        "reference": tfds.features.Text(),
+        "book": tfds.features.Text(),
+        "es": tfds.features.Text(),
+        "en": tfds.features.Text(),
+    }
+    HOMEPAGE = "https://crosswire.org/sword/"
+    SUPERVISED_KEYS = ("es", "en")
 
     def _split_generators(self, dl_manager):
         pairs = list(read_verse_pairs(sword_roots()))  # read once (decompression dominates), split in memory
@@ -99,16 +95,13 @@ class BibleEsEn(tfds.core.GeneratorBasedBuilder):
                 yield reference, {"reference": reference, "book": book, "es": es, "en": en}
 
 
-def _data_dir(cfg: DataConfig) -> str:
-    return cfg.tfds_data_dir or str(fetch.cache_dir() / "tfds")
-
-
 def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
     """``{"source": string, "target": string}`` examples of one split (train | validation | test), in file order."""
     if cfg.source == "bible":
-        builder = BibleEsEn(data_dir=_data_dir(cfg))
+        builder = BibleEsEn(data_dir=fetch.tfds_dir(cfg.tfds_data_dir))
         builder.download_and_prepare()
         ds = builder.as_dataset(split=split, shuffle_files=False, as_supervised=True)
     else:
-        ds = tfds.load(cfg.tfds_name, split=split, data_dir=_data_dir(cfg), shuffle_files=False, as_supervised=True)
+        ds = tfds.load(cfg.tfds_name, split=split, data_dir=fetch.tfds_dir(cfg.tfds_data_dir), shuffle_files=False,
+                       as_supervised=True)
     return ds.map(lambda source, target: {"source": source, "target": target})

@@ -18,9 +18,9 @@ from __future__ import annotations
 import collections
 
 import keras
-import numpy as np
 import tensorflow as tf
 
+from zoo import training
 from zoo.layers import Attention, MaskedPooling, RecurrentStack, SequenceInput, guard_fully_masked_rows
 from zoo.recipes.translation.config import DecodeConfig, ModelConfig, TranslationConfig
 
@@ -125,7 +125,9 @@ class Translator(keras.Model):
 
     Args:
         source_vocabulary, target_vocabulary: list of str. Piece vocabularies (see `build_vocabulary`).
-        embedding_dim, cell, units, encoder_layers, attention, attention_units, dropout: see `ModelConfig`.
+        embedding_dim, cell, units, attention, attention_units, dropout: see `ModelConfig`.
+        encoder_layers: int. Stacked bidirectional encoder layers (`model.num_layers`).
+        residual: bool. Residual connections between encoder layers.
         max_source_tokens: int. Source pieces read by `translate` (the rest is dropped).
         length_penalty: float. Alpha of the length normalisation of decoding scores.
 
@@ -138,11 +140,12 @@ class Translator(keras.Model):
 
     def __init__(self, source_vocabulary, target_vocabulary, embedding_dim=128, cell="lstm", units=256,
                  encoder_layers=1, attention="luong", attention_units=128, dropout=0.2, max_source_tokens=40,
-                 length_penalty=1.0, **kwargs):
+                 length_penalty=1.0, residual=False, **kwargs):
         super().__init__(**kwargs)
         self.hyperparameters = dict(embedding_dim=embedding_dim, cell=cell, units=units, encoder_layers=encoder_layers,
                                     attention=attention, attention_units=attention_units, dropout=dropout,
-                                    max_source_tokens=max_source_tokens, length_penalty=length_penalty)
+                                    max_source_tokens=max_source_tokens, length_penalty=length_penalty,
+                                    residual=residual)
         self.cell_type, self.units = cell, units
         self.max_source_tokens, self.length_penalty = max_source_tokens, length_penalty
         self.source_tokenizer = Tokenizer(source_vocabulary, lowercase=True, name="source_tokenizer")
@@ -153,7 +156,7 @@ class Translator(keras.Model):
         self.target_embedding = keras.layers.Embedding(len(target_vocabulary), embedding_dim, name="target_embedding")
         self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
         self.encoder = RecurrentStack(cell, units // 2, encoder_layers, bidirectional=True, dropout=dropout,
-                                      return_sequences=True, name="encoder")
+                                      residual=residual, return_sequences=True, name="encoder")
         self.pooling = MaskedPooling(["mean"], name="memory_mean")
         num_states = 2 if cell == "lstm" else 1
         self.bridges = [keras.layers.Dense(units, activation="tanh", name=f"bridge_{i}") for i in range(num_states)]
@@ -306,7 +309,7 @@ class Translator(keras.Model):
 def build_translator(cfg: TranslationConfig, source_vocabulary: list[str], target_vocabulary: list[str]) -> Translator:
     m: ModelConfig = cfg.model
     translator = Translator(source_vocabulary, target_vocabulary, embedding_dim=m.embedding_dim, cell=m.cell,
-                            units=m.units, encoder_layers=m.encoder_layers, attention=m.attention,
+                            units=m.units, encoder_layers=m.num_layers, residual=m.residual, attention=m.attention,
                             attention_units=m.attention_units, dropout=m.dropout,
                             max_source_tokens=cfg.data.max_source_tokens, length_penalty=cfg.decode.length_penalty,
                             name="translator")
@@ -316,7 +319,7 @@ def build_translator(cfg: TranslationConfig, source_vocabulary: list[str], targe
 
 def compile_translator(translator: Translator, cfg: TranslationConfig) -> None:
     translator.compile(
-        optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm or None),
+        optimizer=training.optimizer(cfg.train),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
@@ -326,14 +329,16 @@ def make_serving_fns(translator: Translator, cfg: TranslationConfig):
     """``serving_default(text)`` with the configured beam width and length, and ``translate(text, beam_width,
     max_length)`` with both bounded; each returns ``{"translation": string, "score": float}`` per input string."""
     d: DecodeConfig = cfg.decode
+    limits = cfg.serving
 
     # The checks gate their tensors (control dependencies + identity): a plain assert is not ordered before the
     # ops that would fail on the bad value, which would then report a cryptic error first.
     def checked(text):
         too_many = tf.debugging.assert_less_equal(
-            tf.size(text), cfg.data.max_batch_size, message=f"batch too large: at most {cfg.data.max_batch_size} strings")
+            tf.size(text), cfg.serving.max_batch_size,
+            message=f"batch too large: at most {cfg.serving.max_batch_size} strings")
         with tf.control_dependencies([too_many]):
-            text = tf.strings.substr(text, 0, cfg.data.max_input_bytes)  # bound the work per string
+            text = tf.strings.substr(text, 0, cfg.serving.max_input_bytes)  # bound the work per string
         text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
         empty = tf.debugging.assert_greater(
             tf.strings.length(tf.strings.strip(text)), 0,
@@ -355,27 +360,14 @@ def make_serving_fns(translator: Translator, cfg: TranslationConfig):
     def serve_translate(text, beam_width, max_length):
         checks = [
             tf.debugging.assert_greater_equal(beam_width, 1, message="beam_width must be >= 1"),
-            tf.debugging.assert_less_equal(beam_width, d.max_beam_width,
-                                           message=f"beam_width must be <= {d.max_beam_width}"),
+            tf.debugging.assert_less_equal(beam_width, limits.max_beam_width,
+                                           message=f"beam_width must be <= {limits.max_beam_width}"),
             tf.debugging.assert_greater_equal(max_length, 1, message="max_length must be >= 1"),
-            tf.debugging.assert_less_equal(max_length, d.max_length_limit,
-                                           message=f"max_length must be <= {d.max_length_limit}"),
+            tf.debugging.assert_less_equal(max_length, limits.max_length_limit,
+                                           message=f"max_length must be <= {limits.max_length_limit}"),
         ]
         with tf.control_dependencies(checks):
             beam_width, max_length = tf.identity(beam_width), tf.identity(max_length)
         return translate(text, beam_width, max_length)
 
     return serve_default, serve_translate
-
-
-def write_saved_model(translator: Translator, cfg: TranslationConfig, path: str) -> None:
-    archive = keras.export.ExportArchive()
-    archive.track(translator)
-    serve_default, serve_translate = make_serving_fns(translator, cfg)
-    archive.add_endpoint("serving_default", serve_default)
-    archive.add_endpoint("translate", serve_translate)
-    archive.write_out(path, verbose=False)
-
-
-def warmup_requests(cfg: TranslationConfig) -> list[dict]:
-    return [{"text": np.array(["En el principio creó Dios los cielos y la tierra.", "Jesús lloró."], dtype=object)}]

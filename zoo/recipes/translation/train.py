@@ -1,39 +1,36 @@
-"""Train, evaluate BLEU/chrF on the held-out test split (greedy and beam), plot an attention map, save and export."""
+"""The translation recipe: learn the piece vocabularies, train, score BLEU/chrF greedy and beam, plot attention."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from zoo import export, training
-from zoo.data.pipeline import bucket_boundaries, bucketed_batches, take_first
+from zoo.data.pipeline import bucket_boundaries, bucketed_batches
+from zoo.recipe import Prepared, Recipe
 from zoo.recipes.translation import data, model
 from zoo.recipes.translation.config import TranslationConfig
 
-RECIPE = "translation"
 
-
-
-def tokenized(ds: tf.data.Dataset, translator: model.Translator) -> tf.data.Dataset:
+def tokenized(ds: tf.data.Dataset, tokenizers) -> tf.data.Dataset:
     """``{"source", "target"}`` strings → ``(source ids, target ids)`` per example (tokenised in batches)."""
+    source_tokenizer, target_tokenizer = tokenizers
+
     def tokenize(batch):
-        return translator.source_tokenizer(batch["source"]), translator.target_tokenizer(batch["target"])
+        return source_tokenizer(batch["source"]), target_tokenizer(batch["target"])
 
     return ds.batch(1024).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 
 
-def make_dataset(ds: tf.data.Dataset, translator: model.Translator, cfg: TranslationConfig, shuffle: bool,
-                 boundaries=None):
+def make_dataset(ds: tf.data.Dataset, tokenizers, cfg: TranslationConfig, shuffle: bool, boundaries=None):
     """Teacher-forcing batches ``((source, <s> + target), target + </s>, token weights)`` of pairs within the caps.
 
     Returns the bucketed dataset, its example count and the bucket boundaries (learnt when not given).
     """
     bos, eos = tf.constant([model.BOS]), tf.constant([model.EOS])
-    ds = tokenized(ds, translator).filter(
+    ds = tokenized(ds, tokenizers).filter(
         lambda s, t: tf.logical_and(tf.size(s) <= cfg.data.max_source_tokens, tf.size(t) <= cfg.data.max_target_tokens))
     # Per-token weights let the accuracy metric skip padding, as the loss does (ignore_class).
     ds = ds.map(lambda s, t: ((s, tf.concat([bos, t], 0)), tf.concat([t, eos], 0), tf.ones([tf.size(t) + 1]))).cache()
@@ -59,9 +56,10 @@ def translate_all(translator: model.Translator, texts: list[str], beam_width: in
     return outputs, np.concatenate(scores) if scores else np.zeros([0])
 
 
-def test_pairs(translator: model.Translator, cfg: TranslationConfig, split: str = "test"):
-    """(sources, references) of a held-out split whose source fits ``data.max_source_tokens``."""
-    raw = list(take_first(data.load_split(cfg.data, split), cfg.train.max_eval_examples).as_numpy_iterator())
+def test_pairs(translator: model.Translator, cfg: TranslationConfig, split: tf.data.Dataset):
+    """(sources, references) of a held-out split whose source fits ``data.max_source_tokens``, and the split's
+    size."""
+    raw = list(split.as_numpy_iterator())
     sources = [ex["source"].decode("utf-8") for ex in raw]
     references = [ex["target"].decode("utf-8") for ex in raw]
     lengths = translator.source_tokenizer(tf.constant(sources or [""])).row_lengths().numpy()
@@ -69,12 +67,12 @@ def test_pairs(translator: model.Translator, cfg: TranslationConfig, split: str 
     return [sources[i] for i in kept], [references[i] for i in kept], len(sources)
 
 
-def evaluate(translator: model.Translator, cfg: TranslationConfig, split: str = "test") -> dict:
+def evaluate(translator: model.Translator, cfg: TranslationConfig, split: tf.data.Dataset, name: str = "test") -> dict:
     """Corpus BLEU and chrF (sacrebleu, default 13a tokenisation, cased) of greedy and beam decoding."""
     import sacrebleu
 
     sources, references, total = test_pairs(translator, cfg, split)
-    metrics = {"split": split, "sentences": len(sources), "sentences_in_split": total,
+    metrics = {"split": name, "sentences": len(sources), "sentences_in_split": total,
                "max_source_tokens": cfg.data.max_source_tokens}
     for name, width in (("greedy", 1), (f"beam{cfg.decode.beam_width}", cfg.decode.beam_width)):
         started = time.time()
@@ -121,38 +119,48 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(rows)
 
 
-def run(cfg: TranslationConfig) -> dict:
-    """Trains, evaluates on the held-out test split, saves ``model.keras`` and exports; returns the report."""
-    run_dir, strategy = training.start_run(cfg.train, RECIPE)
-    started = time.time()
+class TranslationRecipe(Recipe):
+    """Translation (sequence → sequence): Spanish text in, English text and its score out."""
 
-    train_raw = take_first(data.load_split(cfg.data, "train"), cfg.train.max_train_examples)
-    val_raw = take_first(data.load_split(cfg.data, "validation"), cfg.train.max_eval_examples)
-    source_vocabulary = model.build_vocabulary(train_raw.map(lambda ex: ex["source"]), cfg.data.source_words, True)
-    target_vocabulary = model.build_vocabulary(train_raw.map(lambda ex: ex["target"]), cfg.data.target_words, False)
-    prepared = time.time()
-    with strategy.scope():
-        translator = model.build_translator(cfg, source_vocabulary, target_vocabulary)
+    name = "translation"
+    config_class = TranslationConfig
+
+    load_split = staticmethod(data.load_split)
+
+    def prepare(self, cfg, splits):
+        train_raw = splits["train"]
+        vocabularies = (model.build_vocabulary(train_raw.map(lambda ex: ex["source"]), cfg.data.source_words, True),
+                        model.build_vocabulary(train_raw.map(lambda ex: ex["target"]), cfg.data.target_words, False))
+        tokenizers = (model.Tokenizer(vocabularies[0], lowercase=True), model.Tokenizer(vocabularies[1]))
+        train_ds, num_train, boundaries = make_dataset(train_raw, tokenizers, cfg, shuffle=True)
+        val_ds, _, _ = make_dataset(splits["validation"], tokenizers, cfg, shuffle=False, boundaries=boundaries)
+        return Prepared(train_ds, val_ds, facts={"training_pairs_within_the_caps": num_train,
+                                                 "source_vocabulary": len(vocabularies[0]),
+                                                 "target_vocabulary": len(vocabularies[1])},
+                        state={"vocabularies": vocabularies})
+
+    def build(self, cfg, prepared, member):
+        translator = model.build_translator(cfg, *prepared.state["vocabularies"])
         model.compile_translator(translator, cfg)
-    train_ds, num_train, boundaries = make_dataset(train_raw, translator, cfg, shuffle=True)
-    val_ds, _, _ = make_dataset(val_raw, translator, cfg, shuffle=False, boundaries=boundaries)
-    print(f"{num_train} training pairs within the length caps; vocabularies {len(source_vocabulary)} (source), "
-          f"{len(target_vocabulary)} (target)")
-    history = training.fit(translator, train_ds, val_ds, cfg.train, run_dir, config=cfg)
-    train_seconds = time.time() - prepared
+        return translator
 
-    metrics = evaluate(translator, cfg)
-    print(f"\n{format_metrics(metrics)}")
-    sources, _, _ = test_pairs(translator, cfg)
-    if sources:
-        plot_attention(translator, min(sources[:50], key=len), run_dir / "attention.png", cfg.decode.max_length)
-    keras_path = run_dir / "model.keras"
-    translator.save(keras_path)
-    report = {"metrics": metrics, "vocabulary_seconds": round(prepared - started, 1),
-              "train_seconds": round(train_seconds, 1), "epochs_run": len(history.get("epoch", [])),
-              "model": str(keras_path)}
-    if cfg.export.enabled:
-        report["saved_model"] = str(export.export_model(RECIPE, keras_path, cfg))
-        print(f"exported {report['saved_model']}")
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    return report
+    def evaluate(self, cfg, translator, splits, prepared, run_dir):
+        report = {"metrics": evaluate(translator, cfg, splits["test"])}
+        sources, _, _ = test_pairs(translator, cfg, splits["test"])
+        if sources:
+            report["attention_plot"] = str(run_dir / "attention.png")
+            plot_attention(translator, min(sources[:50], key=len), run_dir / "attention.png", cfg.decode.max_length)
+        return report
+
+    def summary(self, report):
+        return format_metrics(report["metrics"])
+
+    def endpoints(self, cfg, translator):
+        serve_default, serve_translate = model.make_serving_fns(translator, cfg)
+        return {"serving_default": serve_default, "translate": serve_translate}
+
+    def example_inputs(self, cfg):
+        return ["En el principio creó Dios los cielos y la tierra.", "Jesús lloró."]
+
+
+RECIPE = TranslationRecipe()

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -170,12 +169,8 @@ def cache_path(cfg: DataConfig, split: str) -> Path:
 
 
 def load_digit_split(cfg: DataConfig, split: str, progress: bool = True):
-    """(frames, lengths, labels, render seconds) of a digit split, rendered once and then read from the cache.
-
-    Render seconds is 0.0 when the split came from the cache.
-    """
+    """(concatenated frames, lengths, labels) of a digit split, rendered once and then read from the cache."""
     path = cache_path(cfg, split)
-    started = time.time()
     if not path.is_file():
         frames, lengths, labels = render_split(cfg, split, _split_count(cfg, split), progress)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,17 +178,13 @@ def load_digit_split(cfg: DataConfig, split: str, progress: bool = True):
         with os.fdopen(fd, "wb") as f:  # written beside, renamed into place: a killed render leaves no cache
             np.savez(f, frames=frames, lengths=lengths, labels=labels)
         os.replace(tmp, path)
-        return frames, lengths, labels, time.time() - started
+        return frames, lengths, labels
     with np.load(path) as cached:
-        return cached["frames"], cached["lengths"], cached["labels"], 0.0
+        return cached["frames"], cached["lengths"], cached["labels"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # tf.data
-
-
-def _data_dir(cfg: DataConfig) -> str:
-    return cfg.tfds_data_dir or str(fetch.cache_dir() / "tfds")
 
 
 def class_names(cfg: DataConfig) -> list[str]:
@@ -201,7 +192,7 @@ def class_names(cfg: DataConfig) -> list[str]:
     if cfg.source == "ucf101":
         import tensorflow_datasets as tfds
 
-        builder = tfds.builder(f"ucf101/{cfg.ucf101_config}", data_dir=_data_dir(cfg))
+        builder = tfds.builder(f"ucf101/{cfg.ucf101_config}", data_dir=fetch.tfds_dir(cfg.tfds_data_dir))
         return list(builder.info.features["label"].names)
     return list(DIGIT_CLASSES)
 
@@ -216,30 +207,25 @@ def resize_frames(frames, size: int):
 
 
 def load_ucf101(cfg: DataConfig, split: str) -> tf.data.Dataset:
-    """UCF101 clips as (frames uint8 `(time, S, S, 3)`, label): every ``frame_stride``-th frame, cut to max_frames."""
+    """UCF101 clips: every ``frame_stride``-th frame, cut to max_frames, resized to ``frame_size``."""
     import tensorflow_datasets as tfds
 
     tfds_split = {"train": "train[:90%]", "validation": "train[90%:]", "test": "test"}[split]
-    ds = tfds.load(f"ucf101/{cfg.ucf101_config}", split=tfds_split, data_dir=_data_dir(cfg), shuffle_files=False)
-    return ds.map(lambda ex: (resize_frames(ex["video"][::cfg.frame_stride][:cfg.max_frames], cfg.frame_size),
-                              tf.cast(ex["label"], tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = tfds.load(f"ucf101/{cfg.ucf101_config}", split=tfds_split, data_dir=fetch.tfds_dir(cfg.tfds_data_dir),
+                   shuffle_files=False)
+    return ds.map(lambda ex: {"frames": resize_frames(ex["video"][::cfg.frame_stride][:cfg.max_frames],
+                                                      cfg.frame_size),
+                              "label": tf.cast(ex["label"], tf.int32)}, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def digit_clips(frames: np.ndarray, lengths: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
-    """(frames `(time, S, S, 3)`, label) per clip from concatenated frames and their lengths."""
-    ragged = tf.RaggedTensor.from_row_lengths(frames, lengths.astype(np.int64))
-    return tf.data.Dataset.from_tensor_slices((ragged, labels))
-
-
-def load_split(cfg: DataConfig, split: str, limit: int = 0, progress: bool = True):
-    """(clips dataset of (frames, label), render seconds) for ``split``; ``limit`` keeps the first N clips."""
+def load_split(cfg: DataConfig, split: str, progress: bool = True) -> tf.data.Dataset:
+    """One split as examples ``{"frames": uint8 (time, frame_size, frame_size, 3), "label": int32}`` (an index
+    into ``class_names(cfg)``); digit clips are rendered on first use and cached."""
     if cfg.source == "ucf101":
-        ds = load_ucf101(cfg, split)
-        return (ds.take(limit) if limit else ds), 0.0
-    frames, lengths, labels, seconds = load_digit_split(cfg, split, progress)
-    if limit:
-        frames, lengths, labels = frames[:lengths[:limit].sum()], lengths[:limit], labels[:limit]
-    return digit_clips(frames, lengths, labels), seconds
+        return load_ucf101(cfg, split)
+    frames, lengths, labels = load_digit_split(cfg, split, progress)
+    ragged = tf.RaggedTensor.from_row_lengths(frames, lengths.astype(np.int64))
+    return tf.data.Dataset.from_tensor_slices({"frames": ragged, "label": labels})
 
 
 # Order-free views of a clip, for the baselines: same frames, frame order (or all but one frame) thrown away.

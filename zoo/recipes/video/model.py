@@ -10,12 +10,12 @@ before space is flattened.
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 
+from zoo import training
 from zoo.layers import MaskedPooling, RecurrentStack, SequenceInput, TimeFolded, guard_fully_masked_rows
-from zoo.recipes.video.config import DataConfig, ModelConfig, VideoConfig
-from zoo.recipes.video.data import class_names, resize_frames
+from zoo.recipes.video.config import ModelConfig, VideoConfig
+from zoo.recipes.video.data import resize_frames
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -104,13 +104,13 @@ def build_classifier(cfg: ModelConfig, frame_size: int, num_classes: int) -> ker
 
 def compile_classifier(classifier: keras.Model, cfg: VideoConfig) -> None:
     classifier.compile(
-        optimizer=keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=cfg.train.clipnorm or None),
+        optimizer=training.optimizer(cfg.train),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
 
 
-def make_serving_fn(classifier: keras.Model, cfg: DataConfig, names: list[str]):
+def make_serving_fn(classifier: keras.Model, cfg: VideoConfig, names: list[str]):
     """The ``serving_default`` function: raw frames of any size in, label, label id and probabilities out.
 
     Inputs: ``frames`` uint8 `(batch, time, height, width, 3)`, right-padded; ``lengths`` int32 `(batch,)`, the
@@ -120,7 +120,7 @@ def make_serving_fn(classifier: keras.Model, cfg: DataConfig, names: list[str]):
     (``tf.debugging`` asserts) itself and a bad request fails with an InvalidArgument that says what is wrong.
     The dtypes are enforced by the signature.
     """
-    names = tf.constant(names)
+    names, limits = tf.constant(names), cfg.serving
 
     @tf.function(input_signature=[tf.TensorSpec(None, tf.uint8, name="frames"),
                                   tf.TensorSpec(None, tf.int32, name="lengths")])
@@ -132,39 +132,25 @@ def make_serving_fn(classifier: keras.Model, cfg: DataConfig, names: list[str]):
         shape = tf.shape(frames)
         checks = [
             tf.debugging.assert_less_equal(
-                shape[0], cfg.max_batch_size, message=f"batch too large: at most {cfg.max_batch_size} clips"),
+                shape[0], limits.max_batch_size, message=f"batch too large: at most {limits.max_batch_size} clips"),
             tf.debugging.assert_equal(
                 tf.size(lengths), shape[0], message="lengths must hold one entry per clip (frames.shape[0])"),
             tf.debugging.assert_positive(
                 shape[1], message="frames.shape[1] must be >= 1 (an empty clip is a padded frame with length 0)"),
             tf.debugging.assert_less_equal(
-                shape[1], cfg.max_serving_frames,
-                message=f"clip too long: frames.shape[1] must be <= {cfg.max_serving_frames}"),
+                shape[1], limits.max_frames,
+                message=f"clip too long: frames.shape[1] must be <= {limits.max_frames}"),
             tf.debugging.assert_non_negative(lengths, message="lengths must be >= 0"),
             tf.debugging.assert_less_equal(lengths, shape[1], message="lengths must be <= frames.shape[1]"),
             tf.debugging.assert_positive(shape[2:4], message="frame height and width must be >= 1"),
             tf.debugging.assert_less_equal(
-                shape[2:4], cfg.max_serving_side,
-                message=f"frames too large: height and width must be <= {cfg.max_serving_side}"),
+                shape[2:4], limits.max_side,
+                message=f"frames too large: height and width must be <= {limits.max_side}"),
         ]
         with tf.control_dependencies(checks):
-            frames = resize_frames(frames, cfg.frame_size)
+            frames = resize_frames(frames, cfg.data.frame_size)
         probabilities = classifier({"frames": frames, "lengths": lengths}, training=False)
         label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         return {"label": tf.gather(names, label_id), "label_id": label_id, "probabilities": probabilities}
 
     return serve
-
-
-def write_saved_model(classifier: keras.Model, cfg: VideoConfig, path: str) -> None:
-    archive = keras.export.ExportArchive()
-    archive.track(classifier)
-    archive.add_endpoint("serving_default", make_serving_fn(classifier, cfg.data, class_names(cfg.data)))
-    archive.write_out(path, verbose=False)
-
-
-def warmup_requests(cfg: VideoConfig) -> list[dict]:
-    rng = np.random.default_rng(0)
-    size, time = cfg.data.frame_size, cfg.data.max_frames
-    return [{"frames": rng.integers(0, 256, (2, time, size, size, 3), dtype=np.uint8),
-             "lengths": np.array([time, max(1, time // 2)], np.int32)}]

@@ -1,9 +1,8 @@
-"""Train, evaluate on held-out clips beside order-free baselines, save and export the video model."""
+"""The video recipe: train on length-bucketed clips, evaluate beside order-free baselines, serve frames."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -11,12 +10,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import export, training
+from zoo import training
 from zoo.data.pipeline import bucket_boundaries, bucketed_batches
+from zoo.recipe import Prepared, Recipe
 from zoo.recipes.video import data, model
 from zoo.recipes.video.config import VideoConfig
-
-RECIPE = "video"
 
 
 def _length(frames, label):
@@ -33,20 +31,17 @@ def batches(clips: tf.data.Dataset, cfg: VideoConfig, boundaries: list[int], shu
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def load_clips(cfg: VideoConfig):
-    """(train, validation, test) (frames, label) datasets, the bucket boundaries and the render seconds."""
-    limits = {"train": cfg.train.max_train_examples, "validation": cfg.train.max_eval_examples,
-              "test": cfg.train.max_eval_examples}
-    splits, render_seconds = {}, 0.0
-    for split, limit in limits.items():
-        splits[split], seconds = data.load_split(cfg.data, split, limit)
-        render_seconds += seconds
-    if cfg.data.source == "digits":  # in memory: bucket at length quantiles
-        lengths = [int(n) for n in splits["train"].map(_length).as_numpy_iterator()]
-        boundaries = bucket_boundaries(lengths, cfg.data.num_buckets)
-    else:  # decoding all of UCF101 for its lengths costs more than it saves; most clips reach max_frames
-        boundaries = []
-    return splits["train"], splits["validation"], splits["test"], boundaries, render_seconds
+def clips_of(split: tf.data.Dataset) -> tf.data.Dataset:
+    """A split's examples as (frames, label) clips."""
+    return split.map(lambda ex: (ex["frames"], ex["label"]))
+
+
+def boundaries_of(cfg: VideoConfig, train_clips: tf.data.Dataset) -> list[int]:
+    """Bucket boundaries at the quantiles of the training clip lengths (digits, in memory); none for UCF101, where
+    decoding every clip for its length costs more than it saves (most clips reach max_frames)."""
+    if cfg.data.source != "digits":
+        return []
+    return bucket_boundaries([int(n) for n in train_clips.map(_length).as_numpy_iterator()], cfg.data.num_buckets)
 
 
 def predict(classifier: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -101,13 +96,17 @@ def evaluate(classifier: keras.Model, test_ds: tf.data.Dataset, names: list[str]
             "confusion": matrix.tolist()}
 
 
+def build_classifier(cfg: VideoConfig, num_classes: int) -> keras.Model:
+    classifier = model.build_classifier(cfg.model, cfg.data.frame_size, num_classes)
+    model.compile_classifier(classifier, cfg)
+    return classifier
+
+
 def train_classifier(cfg: VideoConfig, train_ds, val_ds, num_classes: int, run_dir: Path, epochs: int):
     """Builds, compiles and fits one classifier with the zoo's standard callbacks; returns it and its epochs."""
     with training.make_strategy(cfg.train.strategy).scope():
-        classifier = model.build_classifier(cfg.model, cfg.data.frame_size, num_classes)
-        model.compile_classifier(classifier, cfg)
-    history = training.fit(classifier, train_ds, val_ds, dataclasses.replace(cfg.train, epochs=epochs), run_dir,
-                           config=cfg)
+        classifier = build_classifier(cfg, num_classes)
+    history = training.fit(classifier, train_ds, val_ds, dataclasses.replace(cfg.train, epochs=epochs), run_dir)
     return classifier, len(history.get("epoch", []))
 
 
@@ -137,40 +136,57 @@ def format_results(report: dict) -> str:
     return "\n".join(rows)
 
 
-def run(cfg: VideoConfig) -> dict:
-    """Loads (or renders) clips, trains, evaluates with baselines, saves ``model.keras`` and exports."""
-    keras.utils.set_random_seed(cfg.train.seed)
-    run_dir = training.run_directory(cfg.train, RECIPE)
-    names = data.class_names(cfg.data)
+class VideoRecipe(Recipe):
+    """Video (sequence → one): a variable-length clip of frames in, an activity label out."""
 
-    started = time.time()
-    train_clips, val_clips, test_clips, boundaries, render_seconds = load_clips(cfg)
-    data_seconds = time.time() - started
-    print(f"data ready in {data_seconds:.1f} s (rendering {render_seconds:.1f} s); {len(names)} classes")
+    name = "video"
+    config_class = VideoConfig
 
-    started = time.time()
-    classifier, epochs = train_classifier(cfg, batches(train_clips, cfg, boundaries, shuffle=True),
-                                          batches(val_clips, cfg, boundaries), len(names), run_dir,
-                                          cfg.train.epochs)
-    train_seconds = time.time() - started
-    metrics = evaluate(classifier, batches(test_clips, cfg, boundaries), names)
-    plot_confusion(np.array(metrics["confusion"]), names, run_dir / "confusion.png",
-                   f"{RECIPE}/{cfg.data.source} held-out top-1 {metrics['top1']:.3f}")
-    shuffled_test = data.order_free(test_clips, "shuffled", cfg.train.seed + 2)
-    order_check = {"shuffled_test_top1": evaluate(classifier, batches(shuffled_test, cfg, boundaries), names)["top1"]}
+    load_split = staticmethod(data.load_split)
 
-    report = {"metrics": metrics, "order_check": order_check, "data_seconds": round(data_seconds, 1),
-              "render_seconds": round(render_seconds, 1), "train_seconds": round(train_seconds, 1),
-              "epochs_run": epochs}
-    keras_path = run_dir / "model.keras"
-    classifier.save(keras_path)
-    if cfg.baselines.enabled:
-        report["baselines"] = run_baselines(cfg, (train_clips, val_clips, test_clips), boundaries, names, run_dir)
-    print(f"\nHeld-out test clips ({cfg.data.source}, {metrics['clips']}):\n{format_results(report)}")
-    report["model"] = str(keras_path)
-    if cfg.export.enabled:
-        report["saved_model"] = str(export.export_model(RECIPE, keras_path, cfg))
-        print(f"exported {report['saved_model']}")
-    report["total_seconds"] = round(time.time() - started, 1)
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2))
-    return report
+    def prepare(self, cfg, splits):
+        names = data.class_names(cfg.data)
+        train_clips, val_clips = clips_of(splits["train"]), clips_of(splits["validation"])
+        boundaries = boundaries_of(cfg, train_clips)
+        return Prepared(batches(train_clips, cfg, boundaries, shuffle=True), batches(val_clips, cfg, boundaries),
+                        facts={"classes": len(names)}, state={"names": names, "boundaries": boundaries})
+
+    def build(self, cfg, prepared, member):
+        return build_classifier(cfg, len(prepared.state["names"]))
+
+    def evaluate(self, cfg, classifier, splits, prepared, run_dir):
+        names, boundaries = prepared.state["names"], prepared.state["boundaries"]
+        test_clips = clips_of(splits["test"])
+        metrics = evaluate(classifier, batches(test_clips, cfg, boundaries), names)
+        plot_confusion(np.array(metrics["confusion"]), names, run_dir / "confusion.png",
+                       f"{self.name}/{cfg.data.source} held-out top-1 {metrics['top1']:.3f}")
+        shuffled_test = data.order_free(test_clips, "shuffled", cfg.train.seed + 2)
+        report = {"metrics": metrics, "order_check": {
+            "shuffled_test_top1": evaluate(classifier, batches(shuffled_test, cfg, boundaries), names)["top1"]}}
+        if cfg.baselines.enabled:
+            clips = [clips_of(splits[s]) for s in ("train", "validation", "test")]
+            report["baselines"] = run_baselines(cfg, clips, boundaries, names, run_dir)
+        return report
+
+    def summary(self, report):
+        return f"Held-out test clips ({report['metrics']['clips']}):\n{format_results(report)}"
+
+    def endpoints(self, cfg, classifier):
+        return {"serving_default": model.make_serving_fn(classifier, cfg, data.class_names(cfg.data))}
+
+    def request(self, cfg, clips):
+        """``clips``: a list of uint8 arrays `(time, height, width, 3)` of one frame size, any lengths."""
+        clips = [np.asarray(c, np.uint8) for c in clips]
+        lengths = np.array([len(c) for c in clips], np.int32)
+        shape = clips[0].shape[1:] if clips else (1, 1, 3)
+        frames = np.zeros((len(clips), max(lengths, default=1), *shape), np.uint8)
+        for row, clip in zip(frames, clips):
+            row[:len(clip)] = clip
+        return {"frames": tf.constant(frames), "lengths": tf.constant(lengths)}
+
+    def example_inputs(self, cfg):
+        rng, size, time = np.random.default_rng(0), cfg.data.frame_size, cfg.data.max_frames
+        return [rng.integers(0, 256, (length, size, size, 3), dtype=np.uint8) for length in (time, max(1, time // 2))]
+
+
+RECIPE = VideoRecipe()
