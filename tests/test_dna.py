@@ -283,3 +283,11 @@ def test_genbank_source_trains_on_user_files(genbank_file, tmp_path):
     windows = data.training_windows(records, cfg.data, 2, True, 0)
     loss = tagger.fit(windows, epochs=2, verbose=0).history["loss"]
     assert np.isfinite(loss).all()
+
+
+def test_an_empty_validation_split_is_a_clear_error_before_training(genbank_file, tmp_path):
+    cfg = tiny_config(data={"source": "genbank", "train_path": str(genbank_file), "test_path": str(genbank_file),
+                            "validation_percent": 0}, train={"run_dir": str(tmp_path / "run")})
+    with pytest.raises(ValueError, match="the validation split of data.source='genbank' is empty"):
+        zoo.run(train.RECIPE, cfg)
+    assert not (tmp_path / "run" / "history.csv").exists()

@@ -71,6 +71,30 @@ def test_killed_export_process_leaves_no_version(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(os.path.dirname(__file__)))
     assert result.returncode == 9
     assert export.versions(tmp_path / "doubler") == []  # only a hidden .staging-* dir, which TF Serving ignores
+    (left,) = (tmp_path / "doubler").glob(".staging-*")
+    # The next export removes what the killed one left, and exports version 1.
+    assert export.write_version("doubler", tmp_path, write_doubler, WARMUP).name == "1"
+    assert not left.exists() and list((tmp_path / "doubler").glob(".staging-*")) == []
+
+
+def test_staging_of_a_running_export_is_left_alone(tmp_path):
+    import fcntl
+
+    model_dir = tmp_path / "doubler"
+    running = model_dir / ".staging-running"
+    running.mkdir(parents=True)
+    lock = open(running / export.STAGING_LOCK, "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # held by this process: like an export still writing
+    script = textwrap.dedent(f"""
+        from zoo import export
+        print(export.remove_stale_staging(__import__("pathlib").Path({str(model_dir)!r})))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("[]") and running.is_dir()
+    lock.close()
+    assert export.remove_stale_staging(model_dir) == [running] and not running.exists()
 
 
 def test_graph_ops_and_core_op_check(tmp_path, monkeypatch):

@@ -232,6 +232,8 @@ def test_served_model_handles_bad_inputs(smoke_run):
     assert out["transcript"].shape == (5,) and out["transcript"].numpy()[4] == b""
     assert np.isfinite(out["score"].numpy()[:4]).all()
     assert answer(np.zeros((1, 0)), [0])["transcript"].numpy().tolist() == [b""]
+    empty = answer(np.zeros((0, SAMPLE_RATE)), np.zeros(0, np.int32))  # an empty batch: an empty answer
+    assert {k: v.shape[0] for k, v in empty.items()} == {"transcript": 0, "greedy_transcript": 0, "score": 0}
     too_long = int(cfg.serving.max_input_seconds * SAMPLE_RATE) + 1
     with pytest.raises(tf.errors.InvalidArgumentError, match="audio too long"):
         answer(np.zeros((1, too_long)), [too_long])

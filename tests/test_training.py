@@ -36,8 +36,8 @@ SCRIPT = textwrap.dedent("""
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
     model.compile("adam", "binary_crossentropy")
-    training.fit(model, ds, ds, TrainConfig(epochs=5, verbose=0, early_stopping_patience=10), __import__("pathlib").Path(run_dir),
-                 callbacks=[Killer()])
+    training.fit(model, ds, ds, TrainConfig(epochs=5, verbose=0, early_stopping_patience=10),
+                 __import__("pathlib").Path(run_dir), callbacks=[Killer()])
 """)
 
 
@@ -127,3 +127,9 @@ def test_a_run_directory_holds_one_run(tmp_path):
     assert not any((tmp_path / p).exists() for p in ("backup", "member_1/finished.weights.h5", "history.csv",
                                                       "baselines/shuffled/backup"))
     assert (tmp_path / "notes.txt").is_file() and (tmp_path / "config.json").read_text() == "settings B"
+
+
+def test_history_without_validation_values_reads(tmp_path):
+    (tmp_path / "history.csv").write_text("epoch,loss,val_loss\n0,1.5,NA\n1,1.25,0.5\n")
+    assert training.read_history(tmp_path / "history.csv") == {"epoch": [0.0, 1.0], "loss": [1.5, 1.25],
+                                                              "val_loss": [0.5]}

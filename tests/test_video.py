@@ -256,8 +256,10 @@ SERVE_SCRIPT = textwrap.dedent("""
     out = serve(frames=tf.constant(inputs["frames"]), lengths=tf.constant(inputs["lengths"]))
     big = serve(frames=tf.constant(inputs["frames"].repeat(2, axis=2).repeat(2, axis=3)),
                 lengths=tf.constant(inputs["lengths"]))
+    empty = serve(frames=tf.zeros([0, 4, 16, 16, 3], tf.uint8), lengths=tf.zeros([0], tf.int32))
     np.savez(sys.argv[4], label=out["label"].numpy().astype(str), label_id=out["label_id"].numpy(),
-             probabilities=out["probabilities"].numpy(), resized_probabilities=big["probabilities"].numpy())
+             probabilities=out["probabilities"].numpy(), resized_probabilities=big["probabilities"].numpy(),
+             empty_probabilities=empty["probabilities"].numpy(), empty_labels=empty["label"].numpy().astype(str))
 
     def frames(shape, dtype=tf.uint8):
         return tf.zeros(shape, dtype)
@@ -328,6 +330,7 @@ def test_train_evaluate_export_and_serve_without_zoo(tmp_path):
     np.testing.assert_array_equal(served["label_id"], expected.argmax(-1))
     assert list(served["label"]) == [data.DIGIT_CLASSES[i] for i in expected.argmax(-1)]
     assert served["resized_probabilities"].shape == expected.shape  # 32x32 frames resized in the graph
+    assert served["empty_probabilities"].shape == (0, len(data.DIGIT_CLASSES)) and served["empty_labels"].shape == (0,)
 
     errors = json.loads(result.stdout.split("ERRORS ", 1)[1])
     for name, fragment in EXPECTED_ERRORS.items():

@@ -14,6 +14,7 @@ Every export:
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -94,16 +95,47 @@ def write_models_config(base_dir: Path, serving_base_path: str = "/models") -> P
     return path
 
 
+STAGING_PREFIX = ".staging-"
+STAGING_LOCK = "exporting.lock"
+
+
+def remove_stale_staging(model_dir: Path) -> list[Path]:
+    """Removes the staging directories that killed exports left in ``model_dir``; returns them.
+
+    A running export holds an exclusive lock on ``<staging>/exporting.lock`` until it ends; a staging directory
+    whose lock can be taken (or that has none) belongs to no live export. A directory whose lock another process
+    holds is never touched.
+    """
+    removed = []
+    for staging in sorted(model_dir.glob(STAGING_PREFIX + "*")):
+        lock_path = staging / STAGING_LOCK
+        try:
+            with open(lock_path, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(staging, ignore_errors=True)
+        except BlockingIOError:
+            continue  # a live export
+        except FileNotFoundError:  # removed meanwhile, or not a directory any more
+            shutil.rmtree(staging, ignore_errors=True)
+        removed.append(staging)
+    return removed
+
+
 def write_version(recipe: str, base_dir: Path, write_fn, warmup_requests: list[dict],
                   serving_base_path: str = "/models") -> Path:
     """Writes the next version of ``recipe`` atomically and returns its directory.
 
-    ``write_fn(path)`` writes a SavedModel into ``path`` (a fresh, hidden temporary directory). The result is checked
-    for core ops, given warmup requests, and renamed to ``<base_dir>/<recipe>/<N>``.
+    ``write_fn(path)`` writes a SavedModel into ``path`` (a fresh, hidden temporary directory, locked while the
+    export runs). The result is checked for core ops, given warmup requests, and renamed to
+    ``<base_dir>/<recipe>/<N>``. Staging directories of earlier, killed exports are removed first.
     """
     model_dir = Path(base_dir) / recipe
     model_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_dir))
+    for stale in remove_stale_staging(model_dir):
+        print(f"removed {stale}, left by an export that did not finish")
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=model_dir))
+    lock = open(staging / STAGING_LOCK, "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when this process ends, however it ends
     try:
         write_fn(str(staging / "model"))
         check_core_ops(staging / "model")
@@ -118,6 +150,7 @@ def write_version(recipe: str, base_dir: Path, write_fn, warmup_requests: list[d
                     raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        lock.close()
     write_models_config(base_dir, serving_base_path)
     return final
 

@@ -187,6 +187,11 @@ def run(recipe: Recipe, cfg) -> Run:
     started = time.time()
     splits = load_splits(recipe, cfg)
     prepared = recipe.prepare(cfg, splits)
+    for name, batches in (("training", prepared.train), ("validation", prepared.validation)):
+        if not any(True for _ in batches.take(1)):  # one batch, not a pass: the first element decides
+            raise ValueError(f"{recipe.name}: the {name} split of data.source={cfg.data.source!r} is empty after "
+                             f"preparation (see the data settings and train.max_*_examples); {recipe.name} needs "
+                             f"examples in it to train and to pick the best epoch")
     data_seconds = time.time() - started
     facts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in prepared.facts.items() if not isinstance(v, list))
     print(f"data ready in {data_seconds:.0f} s: {facts}", flush=True)

@@ -85,7 +85,16 @@ def read_history(history_csv: Path) -> dict[str, list[float]]:
         return {}
     with open(history_csv) as f:
         rows = list(csv.DictReader(f))
-    return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in (rows[0] if rows else {})}
+    return {k: [float(r[k]) for r in rows if _is_number(r.get(k))] for k in (rows[0] if rows else {})}
+
+
+def _is_number(text) -> bool:
+    """CSVLogger writes "NA" where an epoch has no value (e.g. no validation metrics)."""
+    try:
+        float(text)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def plot_history(history_csv: Path, png: Path) -> None:

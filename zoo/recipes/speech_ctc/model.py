@@ -352,6 +352,11 @@ def make_serving_fn(acoustic: keras.Model, cfg: SpeechConfig):
                                            message="lengths must not exceed the number of samples per row"),
         ]
         with tf.control_dependencies(checks):
-            return transcribe(acoustic, tf.identity(audio), lengths, cfg.data.alphabet, cfg.model.beam_width)
+            batch = tf.shape(audio)[0]
+        # An empty batch runs as one empty clip (the network needs a row) and answers with nothing.
+        missing = tf.maximum(1 - batch, 0)
+        audio, lengths = tf.pad(audio, [[0, missing], [0, 0]]), tf.pad(lengths, [[0, missing]])
+        out = transcribe(acoustic, audio, lengths, cfg.data.alphabet, cfg.model.beam_width)
+        return {name: value[:batch] for name, value in out.items()}
 
     return serve

@@ -149,7 +149,11 @@ def make_serving_fn(classifier: keras.Model, cfg: VideoConfig, names: list[str])
         ]
         with tf.control_dependencies(checks):
             frames = resize_frames(frames, cfg.data.frame_size)
-        probabilities = classifier({"frames": frames, "lengths": lengths}, training=False)
+        # An empty batch runs as one empty clip (the convolutions need a clip) and answers with nothing.
+        missing = tf.maximum(1 - shape[0], 0)
+        frames = tf.pad(frames, [[0, missing], [0, 0], [0, 0], [0, 0], [0, 0]])
+        padded_lengths = tf.pad(lengths, [[0, missing]])
+        probabilities = classifier({"frames": frames, "lengths": padded_lengths}, training=False)[:shape[0]]
         label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         return {"label": tf.gather(names, label_id), "label_id": label_id, "probabilities": probabilities}
 
