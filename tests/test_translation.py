@@ -94,6 +94,19 @@ def test_beam_width_one_equals_greedy(attention, cell):
     assert wide_ids.shape == greedy_ids.shape and np.isfinite(wide_scores).all()
 
 
+def test_decoding_length_follows_the_source(translator):
+    source = translator.source_tokenizer(tf.constant(["Jesús lloró.", " ".join(SOURCES)]))
+    pieces = source.row_lengths().numpy()
+    limits = translator.decode_lengths(source).numpy()
+    assert limits.tolist() == [int(np.ceil(translator.length_ratio * n)) + translator.length_offset for n in pieces]
+    for decoded in (translator.greedy_search(source)[0], translator.beam_search(source, 3)[0]):
+        produced = (decoded.numpy() != model.PAD).sum(axis=1)
+        assert decoded.shape[1] <= limits.max() and (produced <= limits).all()
+    assert translator.decode_lengths(source, 5).numpy().tolist() == [min(5, n) for n in limits]
+    # The encoder reads every piece: nothing is cut before decoding.
+    assert translator.greedy_search(source)[2].shape[2] == pieces.max()
+
+
 def test_keras_file_round_trip(translator, tmp_path):
     translator.save(tmp_path / "t.keras")
     reloaded = keras.models.load_model(tmp_path / "t.keras")
@@ -111,7 +124,7 @@ def test_keras_file_round_trip(translator, tmp_path):
     ({"data": {"source": "europarl"}}, "data.source"),
     ({"data": {"max_source_tokens": 0}}, "data.max_source_tokens"),
     ({"decode": {"beam_width": 8}, "serving": {"max_beam_width": 4}}, "serving.max_beam_width"),
-    ({"decode": {"max_length": 300}}, "serving.max_length_limit"),
+    ({"serving": {"max_source_pieces": 0}}, "serving.max_source_pieces"),
 ])
 def test_config_names_the_bad_value(override, name):
     with pytest.raises(ConfigError, match=name):
@@ -139,10 +152,11 @@ def test_tfds_translation_dataset_with_mock_data(translator):
     with tfds.testing.mock_data(num_examples=6):
         examples = list(data.load_split(cfg.data, "validation").as_numpy_iterator())
         tokenizers = (translator.source_tokenizer, translator.target_tokenizer)
-        ds, count, _ = train.make_dataset(data.load_split(cfg.data, "train"), tokenizers, cfg, shuffle=True)
+        ds, count, _, left_out = train.make_dataset(data.load_split(cfg.data, "train"), tokenizers, cfg,
+                                                    shuffle=True)
         (source, target_in), target_out, weights = next(iter(ds))
     assert len(examples) == 6 and isinstance(examples[0]["source"], bytes) and isinstance(examples[0]["target"], bytes)
-    assert 0 < count <= 6
+    assert 0 < count <= 6 and count + left_out == 6
     assert (target_in[:, 0].numpy() == model.BOS).all()
     np.testing.assert_array_equal(weights, tf.cast(target_out != 0, tf.float32))
     np.testing.assert_array_equal(target_in[:, 1:], tf.where(target_out[:, :-1] == model.EOS, 0, target_out[:, :-1]))
@@ -170,17 +184,26 @@ SERVE = textwrap.dedent("""
             errors[name] = ""
         except tf.errors.InvalidArgumentError as e:
             errors[name] = e.message
-    long = model.signatures["serving_default"](text=tf.constant([" ".join(["luz"] * 5000)]))
+    for name, text in {"blank": ["ok", "\u00a0\u3000\u200b\ufeff"], "bytes": [" ".join(["luz"] * 5000)],
+                       "pieces": ["x" * 400]}.items():
+        try:
+            model.signatures["serving_default"](text=tf.constant(text))
+            errors[name] = ""
+        except tf.errors.InvalidArgumentError as e:
+            errors[name] = e.message
+    whole, half = (float(model.signatures["serving_default"](text=tf.constant([t]))["score"].numpy()[0])
+                   for t in (" ".join(["luz de Dios"] * 20), " ".join(["luz de Dios"] * 10)))
     print(json.dumps({"beam": [t.decode() for t in out["translation"].numpy()], "score": out["score"].numpy().tolist(),
                       "greedy": [t.decode() for t in greedy["translation"].numpy()], "errors": errors,
-                      "long": long["translation"].numpy()[0].decode()}))
+                      "whole": whole, "half": half}))
 """)
 
 
 def test_train_evaluate_export_and_serve_without_zoo(tmp_path):
     cfg = config.from_dict(TranslationConfig, TINY,
-                           data={**TINY["data"], "source": "tfds", "max_source_tokens": 30, "max_target_tokens": 30},
-                           decode={"beam_width": 3, "max_length": 6},
+                           data={**TINY["data"], "source": "tfds"},
+                           decode={"beam_width": 3, "length_ratio": 1.0, "length_offset": 2},
+                           serving={"max_source_pieces": 300},
                            train={"epochs": 1, "batch_size": 4, "verbose": 0, "max_train_examples": 8,
                                   "max_eval_examples": 4, "run_dir": str(tmp_path / "run")},
                            export={"base_dir": str(tmp_path / "saved_models")})
@@ -189,13 +212,15 @@ def test_train_evaluate_export_and_serve_without_zoo(tmp_path):
     run_dir = tmp_path / "run"
     for name in ("model.keras", "history.csv", "curves.png", "attention.png", "report.json"):
         assert (run_dir / name).is_file(), name
-    assert {"greedy", "beam3"} <= set(report["metrics"]) and report["metrics"]["sentences"] > 0
-    assert 0 <= report["metrics"]["beam3"]["bleu"] <= 100
+    metrics = report["metrics"]
+    assert {"greedy", "beam3"} <= set(metrics) and metrics["sentences"] == 4  # every test sentence is scored
+    assert 0 <= metrics["beam3"]["bleu"] <= 100 and metrics["beam3"]["median_length_ratio"] >= 0
+    assert sum(m["sentences"] for m in metrics["beam3"]["by_source_length"].values()) == 4
     assert report["saved_model"].endswith("/translation/1")
 
     texts = ["Y dijo Dios: Sea la luz.", "Jesús lloró."]
     translator = keras.models.load_model(run_dir / "model.keras")
-    expected_beam, expected_score = translator.translate(tf.constant(texts), 3, 6)
+    expected_beam, expected_score = translator.translate(tf.constant(texts), 3, cfg.serving.max_length_limit)
     expected_greedy, _ = translator.translate(tf.constant(texts), 1, 6)
     result = subprocess.run([sys.executable, "-I", "-c", SERVE, report["saved_model"], json.dumps(texts)],
                             cwd="/tmp", capture_output=True, text=True, timeout=120)
@@ -207,4 +232,9 @@ def test_train_evaluate_export_and_serve_without_zoo(tmp_path):
     assert "empty input" in served["errors"]["empty"]
     assert "beam_width must be >= 1" in served["errors"]["beam_width"]
     assert "max_length must be <=" in served["errors"]["max_length"]
-    assert isinstance(served["long"], str)  # over-long input is truncated, not an error
+    assert "empty input" in served["errors"]["blank"]  # Unicode blanks are blank too
+    assert f"at most {cfg.serving.max_input_bytes} bytes" in served["errors"]["bytes"]  # never silently cut
+    assert "at most 300 pieces" in served["errors"]["pieces"]
+    # A text of 60 words (twice the old cap of 30 pieces) is read whole: what the model makes of it differs from what
+    # it makes of its first half (a model that cut the input at 30 pieces would score both alike).
+    assert served["whole"] != served["half"]

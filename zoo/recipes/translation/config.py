@@ -18,9 +18,10 @@ class DataConfig(config.SequenceDataConfig):
                                at_least=1)
     target_words: int = option(6000, "most frequent target words kept whole; other words are spelt as characters",
                                at_least=1)
-    max_source_tokens: int = option(30, "source tokens per sentence: longer pairs are left out of training, "
-                                        "served input is truncated to this many tokens", at_least=1)
-    max_target_tokens: int = option(36, "target tokens per sentence: longer pairs are left out of training",
+    max_source_tokens: int = option(256, "source pieces per training pair: longer pairs are left out of training "
+                                         "(the default keeps every verse; the count left out is reported)",
+                                    at_least=1)
+    max_target_tokens: int = option(384, "target pieces per training pair: longer pairs are left out of training",
                                     at_least=1)
 
     def __post_init__(self):
@@ -38,6 +39,8 @@ class ModelConfig(config.RecurrentConfig):
     attention: str = option("luong", "attention score: luong (multiplicative) | bahdanau (additive)",
                             choices=("luong", "bahdanau"))
     attention_units: int = option(128, "hidden width of the bahdanau score", at_least=1)
+    tie_embeddings: bool = option(False, "score decoder outputs against the target embeddings (tied output layer, "
+                                         "half the output layer's cost) instead of a separate output matrix")
 
     def __post_init__(self):
         super().__post_init__()
@@ -49,7 +52,9 @@ class DecodeConfig(config.Section):
     """Greedy and beam-search decoding, as ``serving_default`` and the evaluation run it."""
 
     beam_width: int = option(4, "beam width used by serving_default and the beam evaluation", at_least=1)
-    max_length: int = option(64, "target tokens generated at most by serving_default", at_least=1)
+    length_ratio: float = option(2.0, "a translation stops at </s> or after length_ratio * source pieces + "
+                                      "length_offset pieces", at_least=0)
+    length_offset: int = option(10, "see decode.length_ratio", at_least=1)
     length_penalty: float = option(1.0, "alpha of the GNMT length normalisation ((5 + length) / 6) ** alpha; 0 = none",
                                    at_least=0)
 
@@ -58,10 +63,12 @@ class DecodeConfig(config.Section):
 class ServingConfig(config.ServingConfig):
     """Bounds of ``serving_default(text)`` and ``translate(text, beam_width, max_length)``."""
 
-    max_input_bytes: int = option(4096, "bytes of each served string that are read (the rest is ignored)",
-                                  at_least=1)
+    max_input_bytes: int = option(4096, "longest served text in bytes (a longer one is an error)", at_least=1)
+    max_source_pieces: int = option(256, "longest served text in source pieces (a longer one is an error; the "
+                                         "longest Bible verse has 151)", at_least=1)
     max_beam_width: int = option(16, "largest beam width the `translate` signature accepts", at_least=1)
-    max_length_limit: int = option(256, "largest max_length the `translate` signature accepts", at_least=1)
+    max_length_limit: int = option(600, "most pieces a translation may have (serving_default's cap, and the "
+                                        "largest max_length the `translate` signature accepts)", at_least=1)
 
 
 @dataclasses.dataclass
@@ -78,5 +85,3 @@ class TranslationConfig(config.RecipeConfig):
     def __post_init__(self):
         require(self.serving.max_beam_width >= self.decode.beam_width, "serving.max_beam_width",
                 self.serving.max_beam_width, f"must be >= decode.beam_width ({self.decode.beam_width})")
-        require(self.serving.max_length_limit >= self.decode.max_length, "serving.max_length_limit",
-                self.serving.max_length_limit, f"must be >= decode.max_length ({self.decode.max_length})")

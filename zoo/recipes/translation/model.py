@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from zoo import training
@@ -114,6 +115,24 @@ class Tokenizer(keras.layers.Layer):
         return {**super().get_config(), "vocabulary": self.vocabulary, "lowercase": self.lowercase}
 
 
+class TiedProjection(keras.layers.Layer):
+    """Logits of hidden vectors `(..., dim)` against an `Embedding`'s rows `(vocab, dim)`, plus a bias `(vocab,)`.
+
+    Built only inside `Translator` (which recreates it from its own config), so it is not serialised on its own.
+    """
+
+    def __init__(self, embedding: keras.layers.Embedding, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding = embedding
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(shape=(self.embedding.input_dim,), initializer="zeros", name="bias")
+        self.built = True
+
+    def call(self, hidden):
+        return tf.matmul(hidden, self.embedding.embeddings, transpose_b=True) + self.bias
+
+
 def length_normalised(score, length, alpha: float):
     """GNMT length normalisation: log-probability / ((5 + length) / 6) ** alpha."""
     return score / tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
@@ -128,8 +147,10 @@ class Translator(keras.Model):
         embedding_dim, cell, units, attention, attention_units, dropout: see `ModelConfig`.
         encoder_layers: int. Stacked bidirectional encoder layers (`model.num_layers`).
         residual: bool. Residual connections between encoder layers.
-        max_source_tokens: int. Source pieces read by `translate` (the rest is dropped).
         length_penalty: float. Alpha of the length normalisation of decoding scores.
+        tie_embeddings: bool. Score outputs against the target embeddings instead of a separate output matrix.
+        length_ratio, length_offset: float, int. Decoding stops at `</s>` or after `length_ratio * source pieces +
+            length_offset` pieces, whichever comes first (and never after the `max_length` a caller gives).
 
     Call args (training): a tuple `(source_ids, target_in_ids)`, int `(batch, source_time)` and
     `(batch, target_time)`, right-padded with 0; `target_in_ids` starts with `<s>`.
@@ -139,21 +160,26 @@ class Translator(keras.Model):
     """
 
     def __init__(self, source_vocabulary, target_vocabulary, embedding_dim=128, cell="lstm", units=256,
-                 encoder_layers=1, attention="luong", attention_units=128, dropout=0.2, max_source_tokens=40,
-                 length_penalty=1.0, residual=False, **kwargs):
+                 encoder_layers=1, attention="luong", attention_units=128, dropout=0.2, length_penalty=1.0,
+                 length_ratio=2.0, length_offset=10, residual=False, tie_embeddings=False, **kwargs):
         super().__init__(**kwargs)
         self.hyperparameters = dict(embedding_dim=embedding_dim, cell=cell, units=units, encoder_layers=encoder_layers,
                                     attention=attention, attention_units=attention_units, dropout=dropout,
-                                    max_source_tokens=max_source_tokens, length_penalty=length_penalty,
-                                    residual=residual)
+                                    length_penalty=length_penalty, length_ratio=length_ratio,
+                                    length_offset=length_offset, residual=residual, tie_embeddings=tie_embeddings)
         self.cell_type, self.units = cell, units
-        self.max_source_tokens, self.length_penalty = max_source_tokens, length_penalty
+        self.length_penalty, self.length_ratio, self.length_offset = length_penalty, length_ratio, length_offset
         self.source_tokenizer = Tokenizer(source_vocabulary, lowercase=True, name="source_tokenizer")
         self.target_tokenizer = Tokenizer(target_vocabulary, lowercase=False, name="target_tokenizer")
         self.target_vocabulary_size = len(target_vocabulary)
         self.source_input = SequenceInput(name="source_input")
-        self.source_embedding = keras.layers.Embedding(len(source_vocabulary), embedding_dim, name="source_embedding")
-        self.target_embedding = keras.layers.Embedding(len(target_vocabulary), embedding_dim, name="target_embedding")
+        # Unit-variance embeddings: with Keras' default (uniform ±0.05) the recurrent layers barely see their inputs
+        # at first, and Adam takes hundreds of steps to grow them, a plateau at the unigram loss (see the README).
+        embeddings = keras.initializers.RandomNormal(stddev=1.0)
+        self.source_embedding = keras.layers.Embedding(len(source_vocabulary), embedding_dim,
+                                                       embeddings_initializer=embeddings, name="source_embedding")
+        self.target_embedding = keras.layers.Embedding(len(target_vocabulary), embedding_dim,
+                                                       embeddings_initializer=embeddings, name="target_embedding")
         self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
         self.encoder = RecurrentStack(cell, units // 2, encoder_layers, bidirectional=True, dropout=dropout,
                                       residual=residual, return_sequences=True, name="encoder")
@@ -163,9 +189,13 @@ class Translator(keras.Model):
         rnn = keras.layers.LSTM if cell == "lstm" else keras.layers.GRU
         self.decoder = rnn(units, return_sequences=True, name="decoder")
         self.attention = Attention(attention, attention_units, name="attention")
-        self.combine = keras.layers.Dense(units, activation="tanh", name="combine")
+        # Tied: the output layer scores a hidden vector against every target embedding (Press & Wolf 2017), which
+        # halves the output layer's cost and shares what the two learn about each piece.
+        self.combine = keras.layers.Dense(embedding_dim if tie_embeddings else units, activation="tanh",
+                                          name="combine")
         self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
-        self.projection = keras.layers.Dense(len(target_vocabulary), name="projection")
+        self.projection = (TiedProjection(self.target_embedding, name="projection") if tie_embeddings
+                           else keras.layers.Dense(len(target_vocabulary), name="projection"))
 
     def build(self, input_shape=None):
         # Every sublayer is built by one forward pass on a tiny batch, whatever shape the caller names.
@@ -217,12 +247,25 @@ class Translator(keras.Model):
 
     # -- decoding -----------------------------------------------------------------------------------------------
 
-    def greedy_search(self, source_ids, max_length):
-        """Ids → (ids `(batch, max_length)` ending in `</s>` then padding, scores `(batch,)`, attention
-        `(batch, max_length, source_time)`); scores are length-normalised log-probabilities."""
+    def decode_lengths(self, source_ids, max_length=None):
+        """The most pieces decoded for each source `(batch,)`: `length_ratio * pieces + length_offset`, at most
+        `max_length` (a scalar) when given."""
+        if isinstance(source_ids, tf.RaggedTensor):
+            pieces = tf.cast(source_ids.row_lengths(), tf.float32)
+        else:
+            pieces = tf.reduce_sum(tf.cast(tf.not_equal(source_ids, PAD), tf.float32), axis=1)
+        limits = tf.cast(tf.math.ceil(self.length_ratio * pieces), tf.int32) + self.length_offset
+        return limits if max_length is None else tf.minimum(limits, tf.cast(max_length, tf.int32))
+
+    def greedy_search(self, source_ids, max_length=None):
+        """Ids → (ids `(batch, steps)` ending in `</s>` then padding, scores `(batch,)`, attention
+        `(batch, steps, source_time)`); scores are length-normalised log-probabilities. Each row stops at `</s>`
+        or at its `decode_lengths(source_ids, max_length)`; `steps` is the longest of those limits."""
         memory, mask, states = self.encode(source_ids)
         keys = self.attention.project_memory(memory)  # once per source, reused at every step
         batch, source_time = tf.shape(memory)[0], tf.shape(memory)[1]
+        row_limits = self.decode_lengths(source_ids, max_length)
+        max_length = tf.reduce_max(tf.concat([row_limits, [0]], axis=0))
         columns = tf.range(max_length)
 
         def body(t, tokens, states, finished, scores, lengths, ids, alignment):
@@ -234,27 +277,31 @@ class Translator(keras.Model):
             at_t = tf.cast(columns == t, tf.int32)[tf.newaxis]
             ids += token[:, tf.newaxis] * at_t
             alignment += weights[:, tf.newaxis] * tf.cast(at_t, tf.float32)[..., tf.newaxis]
-            return t + 1, token, states, tf.logical_or(finished, token == EOS), scores, lengths, ids, alignment
+            finished = tf.logical_or(finished, tf.logical_or(token == EOS, t + 1 >= row_limits))
+            return t + 1, token, states, finished, scores, lengths, ids, alignment
 
         def cond(t, tokens, states, finished, *_):
             return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))
 
-        loop_vars = (tf.constant(0), tf.fill([batch], BOS), states, tf.zeros([batch], tf.bool), tf.zeros([batch]),
+        loop_vars = (tf.constant(0), tf.fill([batch], BOS), states, row_limits <= 0, tf.zeros([batch]),
                      tf.zeros([batch], tf.int32), tf.zeros([batch, max_length], tf.int32),
                      tf.zeros([batch, max_length, source_time]))
         _, _, _, _, scores, lengths, ids, alignment = tf.while_loop(cond, body, loop_vars)
         return ids, length_normalised(scores, lengths, self.length_penalty), alignment
 
-    def beam_search(self, source_ids, beam_width, max_length):
-        """Ids → (best ids `(batch, max_length)`, its length-normalised log-probability `(batch,)`).
+    def beam_search(self, source_ids, beam_width, max_length=None):
+        """Ids → (best ids `(batch, steps)`, its length-normalised log-probability `(batch,)`).
 
         Hypotheses are ranked by length-normalised score at every step; a finished hypothesis stays in the beam with
-        its score until better ones push it out. With `beam_width` 1 this is exactly greedy search.
+        its score until better ones push it out; a hypothesis that reaches its source's `decode_lengths` is
+        finished. With `beam_width` 1 this is exactly greedy search.
         """
         memory, mask, states = self.encode(source_ids)
         keys = self.attention.project_memory(memory)  # once per source, reused at every step
         batch = tf.shape(memory)[0]
         k, vocab = beam_width, self.target_vocabulary_size
+        row_limits = self.decode_lengths(source_ids, max_length)
+        max_length = tf.reduce_max(tf.concat([row_limits, [0]], axis=0))
 
         def tile(x):  # (batch, ...) → (batch * k, ...), the k beams of a sentence next to each other
             return tf.repeat(x, k, axis=0)
@@ -277,6 +324,7 @@ class Translator(keras.Model):
             lengths = tf.gather(lengths, parent, batch_dims=1) + tf.cast(
                 tf.logical_not(tf.gather(finished, parent, batch_dims=1)), tf.int32)
             finished = tf.logical_or(tf.gather(finished, parent, batch_dims=1), token == EOS)
+            finished = tf.logical_or(finished, (t + 1 >= row_limits)[:, tf.newaxis])
             flat_parent = tf.reshape(parent + k * tf.range(batch)[:, tf.newaxis], [-1])
             states = [tf.gather(s, flat_parent) for s in states]
             ids = tf.gather(ids, parent, batch_dims=1) + token[..., tf.newaxis] * tf.cast(columns == t, tf.int32)
@@ -285,16 +333,21 @@ class Translator(keras.Model):
         def cond(t, tokens, states, finished, *_):
             return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))
 
-        loop_vars = (tf.constant(0), tf.fill([batch * k], BOS), states, tf.zeros([batch, k], tf.bool), initial,
+        loop_vars = (tf.constant(0), tf.fill([batch * k], BOS), states,
+                     tf.tile((row_limits <= 0)[:, tf.newaxis], [1, k]), initial,
                      tf.zeros([batch, k], tf.int32), tf.zeros([batch, k, max_length], tf.int32))
         _, _, _, _, scores, lengths, ids = tf.while_loop(cond, body, loop_vars)
         normalised = length_normalised(scores, lengths, self.length_penalty)
         best = tf.argmax(normalised, axis=1, output_type=tf.int32)
         return tf.gather(ids, best, batch_dims=1), tf.gather(normalised, best, batch_dims=1)
 
-    def translate(self, text, beam_width=1, max_length=64):
-        """Strings `(batch,)` → (translations `(batch,)`, scores `(batch,)`); beam width 1 decodes greedily."""
-        source_ids = self.source_tokenizer(text)[:, :self.max_source_tokens]
+    def translate(self, text, beam_width=1, max_length=None):
+        """Strings `(batch,)` → (translations `(batch,)`, scores `(batch,)`); beam width 1 decodes greedily. The
+        whole text is read; each translation is at most `decode_lengths` pieces long."""
+        return self.translate_ids(self.source_tokenizer(text), beam_width, max_length)
+
+    def translate_ids(self, source_ids, beam_width=1, max_length=None):
+        """`translate` of tokenised sources (ragged, or right-padded with 0)."""
         if isinstance(beam_width, int) and beam_width == 1:
             ids, scores, _ = self.greedy_search(source_ids, max_length)
         else:
@@ -306,14 +359,20 @@ class Translator(keras.Model):
                 "target_vocabulary": self.target_tokenizer.vocabulary, **self.hyperparameters}
 
 
-def build_translator(cfg: TranslationConfig, source_vocabulary: list[str], target_vocabulary: list[str]) -> Translator:
+def build_translator(cfg: TranslationConfig, source_vocabulary: list[str], target_vocabulary: list[str],
+                     target_frequencies: np.ndarray | None = None) -> Translator:
+    """The translator, built; with ``target_frequencies`` (of each target piece in training) its output layer
+    starts from their log, so training begins at the unigram distribution instead of learning it first."""
     m: ModelConfig = cfg.model
     translator = Translator(source_vocabulary, target_vocabulary, embedding_dim=m.embedding_dim, cell=m.cell,
                             units=m.units, encoder_layers=m.num_layers, residual=m.residual, attention=m.attention,
                             attention_units=m.attention_units, dropout=m.dropout,
-                            max_source_tokens=cfg.data.max_source_tokens, length_penalty=cfg.decode.length_penalty,
+                            length_penalty=cfg.decode.length_penalty, length_ratio=cfg.decode.length_ratio,
+                            length_offset=cfg.decode.length_offset, tie_embeddings=m.tie_embeddings,
                             name="translator")
     translator.build()
+    if target_frequencies is not None:
+        translator.projection.bias.assign(np.log(target_frequencies).astype(np.float32))
     return translator
 
 
@@ -325,34 +384,53 @@ def compile_translator(translator: Translator, cfg: TranslationConfig) -> None:
     )
 
 
+# Unicode separators and format characters that render as nothing (ZWSP, word joiner, BOM) count as blank.
+BLANK = r"[\s\p{Z}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
+
+
+def checked_source_ids(text, translator: Translator, cfg: TranslationConfig):
+    """The piece ids of a served batch of strings, after the request's bounds are checked, cheapest first: the
+    batch size and the bytes of each text before any work on them, then no blank text, then the pieces of each
+    text. Every check gates what follows it (control dependencies + identity), so a bad request fails with its own
+    message and nothing later runs; longer input is an error, never silently cut."""
+    limits = cfg.serving
+    lengths = tf.strings.length(text)
+    bounds = [
+        tf.debugging.assert_less_equal(tf.size(text), limits.max_batch_size,
+                                       message=f"batch too large: at most {limits.max_batch_size} strings"),
+        tf.debugging.assert_less_equal(tf.reduce_max(tf.concat([lengths, [0]], 0)), limits.max_input_bytes, message=(
+            f"text too long: at most {limits.max_input_bytes} bytes per text; split longer texts into sentences")),
+    ]
+    with tf.control_dependencies(bounds):
+        text = tf.strings.unicode_transcode(tf.identity(text), "UTF-8", "UTF-8", errors="replace")
+    blank = tf.equal(tf.strings.length(tf.strings.regex_replace(text, BLANK, "")), 0)
+    with tf.control_dependencies([tf.debugging.assert_equal(
+            tf.reduce_any(blank), False, message="empty input: every text must hold at least one visible character")]):
+        ids = translator.source_tokenizer(tf.identity(text))
+    pieces = tf.reduce_max(tf.concat([ids.row_lengths(), [0]], 0))
+    with tf.control_dependencies([tf.debugging.assert_less_equal(
+            pieces, tf.cast(limits.max_source_pieces, pieces.dtype), message=(
+                f"text too long: at most {limits.max_source_pieces} pieces (words and spelt-out characters) per "
+                f"text; split longer texts into sentences"))]):
+        return ids.with_flat_values(tf.identity(ids.flat_values))
+
+
 def make_serving_fns(translator: Translator, cfg: TranslationConfig):
-    """``serving_default(text)`` with the configured beam width and length, and ``translate(text, beam_width,
-    max_length)`` with both bounded; each returns ``{"translation": string, "score": float}`` per input string."""
+    """``serving_default(text)`` with the configured beam width, and ``translate(text, beam_width, max_length)``
+    with both bounded; each returns ``{"translation": string, "score": float}`` per input string. Every text is
+    translated whole (see `checked_source_ids` for the bounds); a translation stops at ``</s>`` or after
+    ``decode.length_ratio * pieces + decode.length_offset`` pieces (at most ``serving.max_length_limit``)."""
     d: DecodeConfig = cfg.decode
     limits = cfg.serving
 
-    # The checks gate their tensors (control dependencies + identity): a plain assert is not ordered before the
-    # ops that would fail on the bad value, which would then report a cryptic error first.
-    def checked(text):
-        too_many = tf.debugging.assert_less_equal(
-            tf.size(text), cfg.serving.max_batch_size,
-            message=f"batch too large: at most {cfg.serving.max_batch_size} strings")
-        with tf.control_dependencies([too_many]):
-            text = tf.strings.substr(text, 0, cfg.serving.max_input_bytes)  # bound the work per string
-        text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
-        empty = tf.debugging.assert_greater(
-            tf.strings.length(tf.strings.strip(text)), 0,
-            message="empty input: every text must hold at least one non-space character")
-        with tf.control_dependencies([empty]):
-            return tf.identity(text)
-
     def translate(text, beam_width, max_length):
-        translation, score = translator.translate(checked(text), beam_width, max_length)
+        translation, score = translator.translate_ids(checked_source_ids(text, translator, cfg), beam_width,
+                                                      max_length)
         return {"translation": translation, "score": score}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_default(text):
-        return translate(text, d.beam_width, d.max_length)
+        return translate(text, d.beam_width, limits.max_length_limit)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
                                   tf.TensorSpec([], tf.int32, name="beam_width"),

@@ -25,77 +25,107 @@ def tokenized(ds: tf.data.Dataset, tokenizers) -> tf.data.Dataset:
 
 
 def make_dataset(ds: tf.data.Dataset, tokenizers, cfg: TranslationConfig, shuffle: bool, boundaries=None):
-    """Teacher-forcing batches ``((source, <s> + target), target + </s>, token weights)`` of pairs within the caps.
+    """Teacher-forcing batches ``((source, <s> + target), target + </s>, token weights)`` of the pairs within
+    ``data.max_source_tokens`` / ``data.max_target_tokens``.
 
-    Returns the bucketed dataset, its example count and the bucket boundaries (learnt when not given).
+    Returns the bucketed dataset, its example count, the bucket boundaries (learnt when not given) and the number of
+    pairs left out for their length.
     """
     bos, eos = tf.constant([model.BOS]), tf.constant([model.EOS])
-    ds = tokenized(ds, tokenizers).filter(
-        lambda s, t: tf.logical_and(tf.size(s) <= cfg.data.max_source_tokens, tf.size(t) <= cfg.data.max_target_tokens))
+    pairs = tokenized(ds, tokenizers)
+    fits = lambda s, t: tf.logical_and(tf.size(s) <= cfg.data.max_source_tokens,  # noqa: E731
+                                       tf.size(t) <= cfg.data.max_target_tokens)
     # Per-token weights let the accuracy metric skip padding, as the loss does (ignore_class).
-    ds = ds.map(lambda s, t: ((s, tf.concat([bos, t], 0)), tf.concat([t, eos], 0), tf.ones([tf.size(t) + 1]))).cache()
+    ds = pairs.filter(fits).map(
+        lambda s, t: ((s, tf.concat([bos, t], 0)), tf.concat([t, eos], 0), tf.ones([tf.size(t) + 1]))).cache()
     length_fn = lambda x, y, w: tf.maximum(tf.size(x[0]), tf.size(y))  # noqa: E731
     lengths = [int(n) for n in ds.map(length_fn).as_numpy_iterator()]
+    left_out = int(pairs.reduce(0, lambda n, pair: n + 1)) - len(lengths)
     if boundaries is None:
         boundaries = bucket_boundaries(lengths, cfg.data.num_buckets)
     if shuffle:
         ds = ds.shuffle(len(lengths), seed=cfg.train.seed, reshuffle_each_iteration=True)
     ds = bucketed_batches(ds, length_fn, cfg.train.batch_size, boundaries)
-    return ds.prefetch(tf.data.AUTOTUNE), len(lengths), boundaries
+    return ds.prefetch(tf.data.AUTOTUNE), len(lengths), boundaries, left_out
+
+
+def target_frequencies(batches: tf.data.Dataset, vocabulary_size: int) -> np.ndarray:
+    """How often each target piece (``</s>`` included) is the next piece in the training batches, add-one
+    smoothed: the unigram distribution the output layer starts from."""
+    counts = np.ones(vocabulary_size)
+    for _, targets, weights in batches.as_numpy_iterator():
+        counts += np.bincount(targets[weights > 0], minlength=vocabulary_size)
+    return counts / counts.sum()
 
 
 def translate_all(translator: model.Translator, texts: list[str], beam_width: int, max_length: int,
-                  batch_size: int = 64) -> tuple[list[str], np.ndarray]:
-    """Decodes ``texts`` in batches with one traced graph (``beam_width`` 1 = greedy)."""
+                  batch_size: int = 64) -> list[str]:
+    """Decodes ``texts`` with one traced graph (``beam_width`` 1 = greedy), in batches of similar length (a batch
+    decodes as many steps as its longest translation); the translations come back in the order of ``texts``."""
     decode = tf.function(lambda text: translator.translate(text, beam_width, max_length))
-    outputs, scores = [], []
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    outputs = [""] * len(texts)
     for i in range(0, len(texts), batch_size):
-        translation, score = decode(tf.constant(texts[i:i + batch_size]))
-        outputs += [t.decode("utf-8") for t in translation.numpy()]
-        scores.append(score.numpy())
-    return outputs, np.concatenate(scores) if scores else np.zeros([0])
+        chunk = order[i:i + batch_size]
+        translation, _ = decode(tf.constant([texts[j] for j in chunk]))
+        for j, t in zip(chunk, translation.numpy()):
+            outputs[j] = t.decode("utf-8")
+    return outputs
 
 
-def test_pairs(translator: model.Translator, cfg: TranslationConfig, split: tf.data.Dataset):
-    """(sources, references) of a held-out split whose source fits ``data.max_source_tokens``, and the split's
-    size."""
-    raw = list(split.as_numpy_iterator())
-    sources = [ex["source"].decode("utf-8") for ex in raw]
-    references = [ex["target"].decode("utf-8") for ex in raw]
-    lengths = translator.source_tokenizer(tf.constant(sources or [""])).row_lengths().numpy()
-    kept = [i for i in range(len(sources)) if lengths[i] <= cfg.data.max_source_tokens]
-    return [sources[i] for i in kept], [references[i] for i in kept], len(sources)
+LENGTH_BUCKETS = {"<=20": (0, 20), "21-40": (21, 40), ">40": (41, 10**9)}  # source pieces
+
+
+def scores(hypotheses: list[str], references: list[str], bootstrap: int = 0) -> dict:
+    """sacrebleu corpus BLEU and chrF (13a tokenisation, cased) and the median of each translation's length over its
+    reference's (in words); with ``bootstrap`` resamples, the 95 % interval half-width of BLEU as well."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    bleu = BLEU().corpus_score(hypotheses, [references], n_bootstrap=bootstrap or 1)
+    ratios = [len(h.split()) / max(len(r.split()), 1) for h, r in zip(hypotheses, references)]
+    result = {"sentences": len(hypotheses), "bleu": round(bleu.score, 2),
+              "chrf": round(CHRF().corpus_score(hypotheses, [references]).score, 2),
+              "median_length_ratio": round(float(np.median(ratios)), 3) if ratios else None}
+    if bootstrap:
+        result["bleu_ci95"] = round(float(bleu._ci), 2)  # sacrebleu's paired bootstrap (its --confidence)
+    return result
 
 
 def evaluate(translator: model.Translator, cfg: TranslationConfig, split: tf.data.Dataset, name: str = "test") -> dict:
-    """Corpus BLEU and chrF (sacrebleu, default 13a tokenisation, cased) of greedy and beam decoding."""
-    import sacrebleu
-
-    sources, references, total = test_pairs(translator, cfg, split)
-    metrics = {"split": name, "sentences": len(sources), "sentences_in_split": total,
-               "max_source_tokens": cfg.data.max_source_tokens}
-    for name, width in (("greedy", 1), (f"beam{cfg.decode.beam_width}", cfg.decode.beam_width)):
+    """BLEU, chrF and length ratios of greedy and beam decoding on every sentence of a held-out split, overall and by
+    source length in pieces (``LENGTH_BUCKETS``)."""
+    raw = list(split.as_numpy_iterator())
+    sources = [ex["source"].decode("utf-8") for ex in raw]
+    references = [ex["target"].decode("utf-8") for ex in raw]
+    pieces = translator.source_tokenizer(tf.constant(sources or [""])).row_lengths().numpy()[:len(sources)]
+    metrics = {"split": name, "sentences": len(sources),
+               "source_pieces": {"median": float(np.median(pieces)) if len(pieces) else 0,
+                                 "max": int(pieces.max()) if len(pieces) else 0}}
+    for decoding, width in (("greedy", 1), (f"beam{cfg.decode.beam_width}", cfg.decode.beam_width)):
         started = time.time()
-        hypotheses, _ = translate_all(translator, sources, width, cfg.decode.max_length)
-        metrics[name] = {
-            "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
-            "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
-            "seconds": round(time.time() - started, 1),
-            "samples": [{"source": s, "reference": r, "translation": h}
-                        for s, r, h in list(zip(sources, references, hypotheses))[:5]],
-        }
+        hypotheses = translate_all(translator, sources, width, cfg.serving.max_length_limit)
+        entry = {**scores(hypotheses, references, bootstrap=1000), "seconds": round(time.time() - started, 1)}
+        entry["by_source_length"] = {}
+        for bucket, (low, high) in LENGTH_BUCKETS.items():
+            chosen = [i for i, n in enumerate(pieces) if low <= n <= high]
+            if chosen:
+                entry["by_source_length"][bucket] = scores([hypotheses[i] for i in chosen],
+                                                           [references[i] for i in chosen])
+        entry["samples"] = [{"source": s, "reference": r, "translation": h}
+                            for s, r, h in list(zip(sources, references, hypotheses))[:5]]
+        metrics[decoding] = entry
     return metrics
 
 
-def plot_attention(translator: model.Translator, text: str, png: Path, max_length: int = 64) -> None:
+def plot_attention(translator: model.Translator, text: str, png: Path) -> None:
     """Draws the greedy decoder's attention over the source pieces of ``text`` (rows: output pieces)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    source_ids = translator.source_tokenizer(tf.constant([text]))[:, :translator.max_source_tokens]
-    ids, _, alignment = translator.greedy_search(source_ids, max_length)
+    source_ids = translator.source_tokenizer(tf.constant([text]))
+    ids, _, alignment = translator.greedy_search(source_ids)
     ids = ids.numpy()[0]
     steps = int(np.argmax(ids == model.EOS)) + 1 if (ids == model.EOS).any() else len(ids)
     source = [translator.source_tokenizer.vocabulary[i] for i in source_ids[0].numpy()]
@@ -113,9 +143,16 @@ def plot_attention(translator: model.Translator, text: str, png: Path, max_lengt
 
 
 def format_metrics(metrics: dict) -> str:
-    rows = [f"{metrics['split']}: {metrics['sentences']} of {metrics['sentences_in_split']} sentences "
-            f"(source <= {metrics['max_source_tokens']} tokens)", f"{'decoding':10s} {'BLEU':>6s} {'chrF':>6s}"]
-    rows += [f"{k:10s} {v['bleu']:6.2f} {v['chrf']:6.2f}" for k, v in metrics.items() if isinstance(v, dict)]
+    rows = [f"{metrics['split']}: all {metrics['sentences']} sentences (source pieces: median "
+            f"{metrics['source_pieces']['median']:.0f}, max {metrics['source_pieces']['max']})",
+            f"{'decoding':9s} {'subset':8s} {'n':>5s} {'BLEU':>6s} {'±95%':>5s} {'chrF':>6s} {'len ratio':>9s}"]
+    for decoding, entry in metrics.items():
+        if isinstance(entry, dict) and "bleu" in entry:
+            subsets = {"all": entry, **entry["by_source_length"]}
+            for subset, m in subsets.items():
+                ci = f"{m['bleu_ci95']:5.2f}" if "bleu_ci95" in m else " " * 5
+                rows.append(f"{decoding:9s} {subset:8s} {m['sentences']:5d} {m['bleu']:6.2f} {ci} {m['chrf']:6.2f} "
+                            f"{m['median_length_ratio']:9.3f}")
     return "\n".join(rows)
 
 
@@ -132,24 +169,25 @@ class TranslationRecipe(Recipe):
         vocabularies = (model.build_vocabulary(train_raw.map(lambda ex: ex["source"]), cfg.data.source_words, True),
                         model.build_vocabulary(train_raw.map(lambda ex: ex["target"]), cfg.data.target_words, False))
         tokenizers = (model.Tokenizer(vocabularies[0], lowercase=True), model.Tokenizer(vocabularies[1]))
-        train_ds, num_train, boundaries = make_dataset(train_raw, tokenizers, cfg, shuffle=True)
-        val_ds, _, _ = make_dataset(splits["validation"], tokenizers, cfg, shuffle=False, boundaries=boundaries)
-        return Prepared(train_ds, val_ds, facts={"training_pairs_within_the_caps": num_train,
+        train_ds, num_train, boundaries, left_out = make_dataset(train_raw, tokenizers, cfg, shuffle=True)
+        val_ds, _, _, _ = make_dataset(splits["validation"], tokenizers, cfg, shuffle=False, boundaries=boundaries)
+        return Prepared(train_ds, val_ds, facts={"training_pairs": num_train, "left_out_for_length": left_out,
                                                  "source_vocabulary": len(vocabularies[0]),
                                                  "target_vocabulary": len(vocabularies[1])},
-                        state={"vocabularies": vocabularies})
+                        state={"vocabularies": vocabularies,
+                               "frequencies": target_frequencies(train_ds, len(vocabularies[1]))})
 
     def build(self, cfg, prepared, member):
-        translator = model.build_translator(cfg, *prepared.state["vocabularies"])
+        translator = model.build_translator(cfg, *prepared.state["vocabularies"], prepared.state["frequencies"])
         model.compile_translator(translator, cfg)
         return translator
 
     def evaluate(self, cfg, translator, splits, prepared, run_dir):
         report = {"metrics": evaluate(translator, cfg, splits["test"])}
-        sources, _, _ = test_pairs(translator, cfg, splits["test"])
+        sources = [ex["source"].decode("utf-8") for ex in splits["test"].take(50).as_numpy_iterator()]
         if sources:
             report["attention_plot"] = str(run_dir / "attention.png")
-            plot_attention(translator, min(sources[:50], key=len), run_dir / "attention.png", cfg.decode.max_length)
+            plot_attention(translator, min(sources, key=len), run_dir / "attention.png")
         return report
 
     def summary(self, report):
