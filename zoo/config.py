@@ -130,6 +130,14 @@ class SequenceDataConfig(DataConfig):
 
 
 @dataclasses.dataclass
+class TextDataConfig(SequenceDataConfig):
+    """A source of texts read as a sequence of word tokens."""
+
+    max_tokens: int = option(128, "tokens kept per text (longer texts are truncated, in training and serving)",
+                             at_least=1)
+
+
+@dataclasses.dataclass
 class RecurrentConfig(Section):
     """The recurrent encoder every recipe builds on (``zoo.layers.RecurrentStack``); ``model`` sections extend it.
     Subclasses may narrow ``CELLS``."""
@@ -153,6 +161,14 @@ class PooledRecurrentConfig(RecurrentConfig):
     bidirectional: bool = option(False, "bidirectional recurrent layers")
     pooling: list[str] = option(["last"], "masked pooling modes over time, concatenated: last | mean | max",
                                 choices=("last", "mean", "max"))
+
+
+@dataclasses.dataclass
+class EnsembleConfig(Section):
+    """A model that may be an ensemble: the driver trains each member from its own seed, the recipe averages them."""
+
+    ensemble_size: int = option(1, "independently seeded members whose predictions are averaged (1 = one model)",
+                                at_least=1)
 
 
 @dataclasses.dataclass

@@ -102,7 +102,8 @@ class Recipe:
     # -- model --------------------------------------------------------------------------------------------------
 
     def ensemble_size(self, cfg) -> int:
-        return 1
+        """Members to train: ``model.ensemble_size`` where the model section is an ``EnsembleConfig``, else one."""
+        return cfg.model.ensemble_size if isinstance(cfg.model, config_lib.EnsembleConfig) else 1
 
     def build(self, cfg, prepared: Prepared, member: int) -> "keras.Model":
         """A freshly initialised, compiled model (built inside the run's distribution strategy scope)."""

@@ -13,6 +13,7 @@ from zoo.recipes.dna import data, model
 from zoo.recipes.dna.baseline import KmerBaseline
 from zoo.recipes.dna.config import DnaConfig
 from zoo.recipes.dna.data import EXON, LABELS, GeneRecord, runs_of
+from zoo.report import table
 
 EVAL_BATCH_BASES = 400_000  # bases per prediction batch (padded), bounding memory
 
@@ -74,13 +75,11 @@ def score(records: list[GeneRecord], predictions: list[tuple[np.ndarray, np.ndar
 
 
 def format_metrics(results: dict[str, dict]) -> str:
-    rows = [f"{'model':10s} {'exon F1':>8s} {'intron F1':>9s} {'intergenic F1':>13s} {'exon AUROC':>10s} "
-            f"{'exon Sn/Sp':>11s} {'genes exact':>11s}"]
-    for name, m in results.items():
-        rows.append(f"{name:10s} {m['exon']['f1']:8.4f} {m['intron']['f1']:9.4f} {m['intergenic']['f1']:13.4f} "
-                    f"{m['exon_auroc']:10.4f} {m['exon_sensitivity']:5.3f}/{m['exon_specificity']:5.3f} "
-                    f"{m['gene_structure_accuracy']:11.3f}")
-    return "\n".join(rows)
+    return table({"model": "", "exon F1": ".4f", "intron F1": ".4f", "intergenic F1": ".4f", "exon AUROC": ".4f",
+                  "exon Sn/Sp": "", "genes exact": ".3f"},
+                 [(name, m["exon"]["f1"], m["intron"]["f1"], m["intergenic"]["f1"], m["exon_auroc"],
+                   f"{m['exon_sensitivity']:.3f}/{m['exon_specificity']:.3f}", m["gene_structure_accuracy"])
+                  for name, m in results.items()])
 
 
 class DnaRecipe(Recipe):

@@ -7,7 +7,7 @@ from zoo.config import option, require, section
 
 
 @dataclasses.dataclass
-class DataConfig(config.SequenceDataConfig):
+class DataConfig(config.TextDataConfig):
     """Where the tagged texts come from, and the vocabularies learnt from them."""
 
     SOURCES = ("wnut16", "conll2003")
@@ -15,12 +15,10 @@ class DataConfig(config.SequenceDataConfig):
     min_word_count: int = option(2, "words seen fewer times in training share the OOV embedding", at_least=1)
     max_words: int = option(30000, "word vocabulary size cap, including padding and OOV (>= 3)", at_least=3)
     max_token_chars: int = option(24, "characters of each token read by the character encoder", at_least=1)
-    max_tokens: int = option(128, "tokens kept per text (longer texts are truncated, in training and serving)",
-                             at_least=1)
 
 
 @dataclasses.dataclass
-class ModelConfig(config.RecurrentConfig):
+class ModelConfig(config.RecurrentConfig, config.EnsembleConfig):
     """The tagger: word, character and gazetteer features, the recurrent stack, a CRF or softmax head."""
 
     word_dim: int = option(100, "word embedding width (lower-cased words, learned from scratch)", at_least=1)
@@ -36,8 +34,6 @@ class ModelConfig(config.RecurrentConfig):
     background_bias_grid: list[float] = option(
         [0.0, -0.5, -1.0, -1.5, -2.0, -3.0], "scores added to tag O's emissions before decoding, tried on the "
         "validation split after training; the best entity F1 is kept (negative values trade precision for recall)")
-    ensemble_size: int = option(3, "independently seeded taggers whose emission and transition scores are averaged",
-                                at_least=1)
 
     def __post_init__(self):
         super().__post_init__()
@@ -60,7 +56,7 @@ class NerConfig(config.RecipeConfig):
     """WNUT-16 tweets, word + character BiLSTM + gazetteer features, BiLSTM, CRF head, a 3-member ensemble."""
 
     data: DataConfig = section(DataConfig, "data source and tokenization")
-    model: ModelConfig = section(ModelConfig, "network", units=100, dropout=0.5)
+    model: ModelConfig = section(ModelConfig, "network", units=100, dropout=0.5, ensemble_size=3)
     serving: ServingConfig = section(ServingConfig, "bounds of the served signature", max_batch_size=1024)
     train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", epochs=30,
                                         batch_size=16, learning_rate=0.002, early_stopping_patience=5)

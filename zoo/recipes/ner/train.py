@@ -13,6 +13,7 @@ from zoo.models import average_taggers
 from zoo.recipe import Prepared, Recipe
 from zoo.recipes.ner import data, model
 from zoo.recipes.ner.config import NerConfig
+from zoo.report import table
 
 
 def _pairs(ds: tf.data.Dataset, max_tokens: int) -> tf.data.Dataset:
@@ -90,11 +91,10 @@ def tune_background_bias(tagger: keras.Model, cfg: NerConfig, validation: tf.dat
 
 
 def format_metrics(metrics: dict) -> str:
-    rows = [f"{'type':12s} {'entities':>8s} {'precision':>9s} {'recall':>7s} {'F1':>6s}"]
-    for name, m in sorted(metrics.items(), key=lambda kv: (kv[0] == "overall", kv[0])):
-        if isinstance(m, dict):
-            rows.append(f"{name:12s} {m['entities']:8d} {m['precision']:9.2f} {m['recall']:7.2f} {m['f1']:6.2f}")
-    return "\n".join(rows)
+    return table({"type": "", "entities": "d", "precision": ".2f", "recall": ".2f", "F1": ".2f"},
+                 [(name, m["entities"], m["precision"], m["recall"], m["f1"])
+                  for name, m in sorted(metrics.items(), key=lambda kv: (kv[0] == "overall", kv[0]))
+                  if isinstance(m, dict)])
 
 
 class NerRecipe(Recipe):
@@ -114,9 +114,6 @@ class NerRecipe(Recipe):
                         facts={"training_texts": num_train, "words": len(words), "characters": len(chars)},
                         state={"words": words, "chars": chars,
                                "gazetteers": data.gazetteers() if cfg.model.gazetteers else None})
-
-    def ensemble_size(self, cfg):
-        return cfg.model.ensemble_size
 
     def build(self, cfg, prepared, member):
         state = prepared.state

@@ -9,7 +9,7 @@ VADER_DOMAINS = ("movie", "amazon", "nyt", "tweets")
 
 
 @dataclasses.dataclass
-class DataConfig(config.SequenceDataConfig):
+class DataConfig(config.TextDataConfig):
     """Where the rated texts come from, and the vocabulary learnt from them."""
 
     SOURCES = ("vader", "imdb_reviews")
@@ -19,19 +19,15 @@ class DataConfig(config.SequenceDataConfig):
                                       choices=VADER_DOMAINS)
     vocab_size: int = option(20000, "words learnt from the training text (incl. padding and OOV: >= 3); lexicon "
                                     "words are added on top", at_least=3)
-    max_tokens: int = option(128, "tokens kept per text (longer texts are truncated, in training and serving)",
-                             at_least=1)
 
 
 @dataclasses.dataclass
-class ModelConfig(config.PooledRecurrentConfig):
+class ModelConfig(config.PooledRecurrentConfig, config.EnsembleConfig):
     """The classifier: word embeddings (+ lexicon valence), the pooled recurrent stack, two heads."""
 
     embedding_dim: int = option(128, "word embedding width", at_least=1)
     lexicon_feature: bool = option(True, "append each token's VADER lexicon valence (frozen) to its embedding")
     embedding_dropout: float = option(0.5, "dropout on word embeddings", fraction=True)
-    ensemble_size: int = option(3, "independently seeded classifiers whose probabilities are averaged (1 = one)",
-                                at_least=1)
     polarity_loss_weight: float = option(1.0, "weight of the positive/negative loss beside the 5-class rating loss",
                                          at_least=0)
 
@@ -50,6 +46,6 @@ class SentimentConfig(config.RecipeConfig):
 
     data: DataConfig = section(DataConfig, "data source and text handling", num_buckets=6)
     model: ModelConfig = section(ModelConfig, "network", cell="gru", units=128, bidirectional=True, dropout=0.5,
-                                 pooling=["max", "mean"])
+                                 pooling=["max", "mean"], ensemble_size=3)
     serving: ServingConfig = section(ServingConfig, "bounds of the served signature", max_batch_size=1024)
     train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", learning_rate=5e-4)

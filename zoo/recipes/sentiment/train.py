@@ -10,6 +10,7 @@ from zoo.data.pipeline import bucket_boundaries, bucketed_batches
 from zoo.recipe import Prepared, Recipe
 from zoo.recipes.sentiment import data, model
 from zoo.recipes.sentiment.config import VADER_DOMAINS, SentimentConfig
+from zoo.report import table
 
 
 def make_vectorizer(cfg: SentimentConfig, train: tf.data.Dataset):
@@ -79,12 +80,9 @@ def evaluate(text_model: keras.Model, cfg: SentimentConfig, split: tf.data.Datas
 
 
 def format_metrics(metrics: dict) -> str:
-    rows = [f"{'subset':10s} {'n':>6s} {'binary acc':>11s} {'5-class acc':>12s} {'rating MAE':>11s}"]
-    for name, m in metrics.items():
-        if isinstance(m, dict):
-            rows.append(f"{name:10s} {m['examples']:6d} {m['binary_accuracy']:11.4f} "
-                        f"{m.get('rating_accuracy', float('nan')):12.4f} {m.get('rating_mae', float('nan')):11.4f}")
-    return "\n".join(rows)
+    return table({"subset": "", "n": "d", "binary acc": ".4f", "5-class acc": ".4f", "rating MAE": ".4f"},
+                 [(name, m["examples"], m["binary_accuracy"], m.get("rating_accuracy"), m.get("rating_mae"))
+                  for name, m in metrics.items() if isinstance(m, dict)])
 
 
 class SentimentRecipe(Recipe):
@@ -101,9 +99,6 @@ class SentimentRecipe(Recipe):
         return Prepared(train_ds, val_ds, facts={"training_examples": num_train,
                                                  "vocabulary": vectorizer.vocabulary_size()},
                         state={"vectorizer": vectorizer, "valence": valence})
-
-    def ensemble_size(self, cfg):
-        return cfg.model.ensemble_size
 
     def build(self, cfg, prepared, member):
         vectorizer = prepared.state["vectorizer"]

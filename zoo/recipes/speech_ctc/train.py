@@ -12,6 +12,7 @@ from zoo.data.pipeline import bucket_boundaries, bucketed_batches
 from zoo.recipe import Prepared, Recipe
 from zoo.recipes.speech_ctc import data, model
 from zoo.recipes.speech_ctc.config import SAMPLE_RATE, SpeechConfig
+from zoo.report import table
 
 
 def char_ids(alphabet: str):
@@ -117,12 +118,10 @@ def evaluate(acoustic: keras.Model, cfg: SpeechConfig, split: tf.data.Dataset, b
 
 
 def format_metrics(metrics: dict) -> str:
-    rows = [f"{'split':16s} {'n':>5s} {'CER greedy':>11s} {'CER beam':>9s} {'WER greedy':>11s} {'WER beam':>9s}"]
-    for split, m in metrics.items():
-        if m.get("examples"):
-            rows.append(f"{split:16s} {m['examples']:5d} {m['cer_greedy']:11.4f} {m['cer_beam']:9.4f} "
-                        f"{m['wer_greedy']:11.4f} {m['wer_beam']:9.4f}")
-    return "\n".join(rows)
+    return table({"split": "", "n": "d", "CER greedy": ".4f", "CER beam": ".4f", "WER greedy": ".4f",
+                  "WER beam": ".4f"},
+                 [(split, m["examples"], m["cer_greedy"], m["cer_beam"], m["wer_greedy"], m["wer_beam"])
+                  for split, m in metrics.items() if m.get("examples")])
 
 
 class SpeechRecipe(Recipe):

@@ -12,6 +12,7 @@ from zoo.data.pipeline import bucket_boundaries, bucketed_batches
 from zoo.recipe import Prepared, Recipe
 from zoo.recipes.translation import data, model
 from zoo.recipes.translation.config import TranslationConfig
+from zoo.report import table
 
 
 def tokenized(ds: tf.data.Dataset, tokenizers) -> tf.data.Dataset:
@@ -145,14 +146,12 @@ def plot_attention(translator: model.Translator, text: str, png: Path) -> None:
 def format_metrics(metrics: dict) -> str:
     rows = [f"{metrics['split']}: all {metrics['sentences']} sentences (source pieces: median "
             f"{metrics['source_pieces']['median']:.0f}, max {metrics['source_pieces']['max']})",
-            f"{'decoding':9s} {'subset':8s} {'n':>5s} {'BLEU':>6s} {'±95%':>5s} {'chrF':>6s} {'len ratio':>9s}"]
-    for decoding, entry in metrics.items():
-        if isinstance(entry, dict) and "bleu" in entry:
-            subsets = {"all": entry, **entry["by_source_length"]}
-            for subset, m in subsets.items():
-                ci = f"{m['bleu_ci95']:5.2f}" if "bleu_ci95" in m else " " * 5
-                rows.append(f"{decoding:9s} {subset:8s} {m['sentences']:5d} {m['bleu']:6.2f} {ci} {m['chrf']:6.2f} "
-                            f"{m['median_length_ratio']:9.3f}")
+            table({"decoding": "", "subset": "", "n": "d", "BLEU": ".2f", "±95%": ".2f", "chrF": ".2f",
+                   "len ratio": ".3f"},
+                  [(decoding, subset, m["sentences"], m["bleu"], m.get("bleu_ci95"), m["chrf"],
+                    m["median_length_ratio"])
+                   for decoding, entry in metrics.items() if isinstance(entry, dict) and "bleu" in entry
+                   for subset, m in {"all": entry, **entry["by_source_length"]}.items()])]
     return "\n".join(rows)
 
 

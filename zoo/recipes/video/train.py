@@ -15,6 +15,7 @@ from zoo.data.pipeline import bucket_boundaries, bucketed_batches
 from zoo.recipe import Prepared, Recipe
 from zoo.recipes.video import data, model
 from zoo.recipes.video.config import VideoConfig
+from zoo.report import table
 
 
 def _length(frames, label):
@@ -128,12 +129,11 @@ def run_baselines(cfg: VideoConfig, clips, boundaries, names, run_dir: Path) -> 
 
 
 def format_results(report: dict) -> str:
-    rows = [f"{'model':34s} {'top-1':>7s}"]
-    rows.append(f"{'recurrent (ordered frames)':34s} {report['metrics']['top1']:7.4f}")
-    rows.append(f"{'  same model, test frames shuffled':34s} {report['order_check']['shuffled_test_top1']:7.4f}")
-    for view, result in report.get("baselines", {}).items():
-        rows.append(f"{'baseline: ' + view.replace('_', '-'):34s} {result['top1']:7.4f}")
-    return "\n".join(rows)
+    return table({"model": "", "top-1": ".4f"},
+                 [("recurrent (ordered frames)", report["metrics"]["top1"]),
+                  ("  same model, test frames shuffled", report["order_check"]["shuffled_test_top1"]),
+                  *[("baseline: " + view.replace("_", "-"), result["top1"])
+                    for view, result in report.get("baselines", {}).items()]])
 
 
 class VideoRecipe(Recipe):
