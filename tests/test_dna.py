@@ -163,6 +163,11 @@ def test_serving_fn_validates_and_bounds_its_input():
                          (["A"] * 5, "batch too large"), (["ACG\xff".encode("latin-1")], "other than")):
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             serve(tf.constant(bad))
+    # The cost budget counts the whole batch: each sequence is legal, the three together are not.
+    budgeted = model.make_serving_fn(tagger, tiny_config(serving={"max_request_bases": 250}))
+    assert budgeted(tf.constant(["ACGT" * 25] * 2))["lengths"].numpy().tolist() == [100, 100]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"request too large: at most 250 bases .*max_request_b"):
+        budgeted(tf.constant(["ACGT" * 25] * 3))
 
 
 def test_exon_intervals_match_runs():

@@ -17,7 +17,7 @@ from zoo.recipes.music import data, model, train
 from zoo.recipes.music.config import MusicConfig
 
 TINY = {"data": {"max_pieces": 8, "parts": 0},
-        "serving": {"max_generate_steps": 32, "max_seed_steps": 16, "max_batch_size": 4},
+        "serving": {"max_generate_steps": 32, "max_seed_steps": 16, "max_batch_size": 4, "max_request_steps": 100},
         "model": {"units": 16, "embedding_dim": 8, "dropout": 0.0},
         "generate": {"num_samples": 2, "num_steps": 12, "seed_steps": 4},
         "train": {"epochs": 1, "batch_size": 4, "verbose": 0}}
@@ -208,6 +208,13 @@ def test_bad_seeds_are_invalid_arguments(nets, representation, seed, message):
     _, _, fn = nets[representation]
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         call(fn, seed.astype(np.int32))
+
+
+def test_the_whole_batch_is_within_the_cost_budget(nets):
+    cfg, _, fn = nets["roll"]
+    assert call(fn, np.zeros((4, 16, 88), np.int32), num_steps=9).shape[0] == 4  # 4 × 25 steps: the budget of 100
+    with pytest.raises(tf.errors.InvalidArgumentError, match="request too large: at most 100 steps"):
+        call(fn, np.zeros((4, 16, 88), np.int32), num_steps=10)  # each seed and num_steps legal, the batch is not
 
 
 def test_midi_round_trip_of_a_corpus_piece(tfds_dir, tmp_path):

@@ -173,6 +173,8 @@ def test_empty_batch_and_oversized_batch(served, trained):
     too_many = trained[0].serving.max_batch_size + 1
     with pytest.raises(tf.errors.InvalidArgumentError, match="batch too large"):
         served(text=tf.constant(["ok"] * too_many))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="request too large: at most 4194304 bytes of text"):
+        served(text=tf.constant(["great " * 200_000] * 4))  # each text is read (up to its bound), four are too many
     with pytest.raises((TypeError, tf.errors.InvalidArgumentError), match="string"):
         served(text=tf.constant([1, 2]))
     with pytest.raises((ValueError, tf.errors.InvalidArgumentError), match="text"):

@@ -185,7 +185,7 @@ SERVE = textwrap.dedent("""
         except tf.errors.InvalidArgumentError as e:
             errors[name] = e.message
     for name, text in {"blank": ["ok", "\u00a0\u3000\u200b\ufeff"], "bytes": [" ".join(["luz"] * 5000)],
-                       "pieces": ["x" * 400]}.items():
+                       "pieces": ["x" * 400], "steps": ["x" * 200] * 4}.items():
         try:
             model.signatures["serving_default"](text=tf.constant(text))
             errors[name] = ""
@@ -203,7 +203,7 @@ def test_train_evaluate_export_and_serve_without_zoo(tmp_path):
     cfg = config.from_dict(TranslationConfig, TINY,
                            data={**TINY["data"], "source": "tfds"},
                            decode={"beam_width": 3, "length_ratio": 1.0, "length_offset": 2},
-                           serving={"max_source_pieces": 300},
+                           serving={"max_source_pieces": 300, "max_request_steps": 2000},
                            train={"epochs": 1, "batch_size": 4, "verbose": 0, "max_train_examples": 8,
                                   "max_eval_examples": 4, "run_dir": str(tmp_path / "run")},
                            export={"base_dir": str(tmp_path / "saved_models")})
@@ -235,6 +235,7 @@ def test_train_evaluate_export_and_serve_without_zoo(tmp_path):
     assert "empty input" in served["errors"]["blank"]  # Unicode blanks are blank too
     assert f"at most {cfg.serving.max_input_bytes} bytes" in served["errors"]["bytes"]  # never silently cut
     assert "at most 300 pieces" in served["errors"]["pieces"]
+    assert "request too large: at most 2000 decoder steps" in served["errors"]["steps"]  # the decoding budget
     # A text of 60 words (twice the old cap of 30 pieces) is read whole: what the model makes of it differs from what
     # it makes of its first half (a model that cut the input at 30 pieces would score both alike).
     assert served["whole"] != served["half"]

@@ -23,7 +23,7 @@ from zoo.recipes.video.config import VideoConfig
 TINY = {
     "data": {"frame_size": 16, "min_frames": 3, "max_frames": 6, "num_train": 60, "num_validation": 20,
              "num_test": 20, "clutter": 1, "num_buckets": 2},
-    "serving": {"max_frames": 8, "max_batch_size": 8},
+    "serving": {"max_frames": 8, "max_batch_size": 8, "max_request_pixels": 20000},
     "model": {"filters": [8, 8], "frame_features": 16, "units": 8, "convlstm_filters": 4},
     "baselines": {"epochs": 1},
     "train": {"epochs": 1, "batch_size": 16, "verbose": 0},
@@ -277,6 +277,7 @@ SERVE_SCRIPT = textwrap.dedent("""
         "no_frames": (frames([1, 0, 16, 16, 3]), tf.constant([0])),
         "lengths_count": (frames([2, 4, 16, 16, 3]), tf.constant([4])),
         "batch_too_large": (frames([9, 1, 16, 16, 3]), tf.ones([9], tf.int32)),
+        "too_many_pixels": (frames([4, 8, 32, 32, 3]), tf.fill([4], 8)),
     }.items():
         try:
             serve(frames=f, lengths=n)
@@ -298,6 +299,7 @@ EXPECTED_ERRORS = {
     "no_frames": "frames.shape[1] must be >= 1",
     "lengths_count": "lengths must hold one entry per clip",
     "batch_too_large": "batch too large: at most 8 clips",
+    "too_many_pixels": "request too large: at most 20000 pixels",
 }
 
 

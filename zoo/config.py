@@ -179,6 +179,14 @@ class ServingConfig(Section):
 
 
 @dataclasses.dataclass
+class TextServingConfig(ServingConfig):
+    """Bounds of a served signature that reads a batch of strings (``zoo.serving.checked_strings``)."""
+
+    max_request_bytes: int = option(1 << 20, "most bytes of text in one request, all strings together (a larger "
+                                             "request is refused before any work)", at_least=1)
+
+
+@dataclasses.dataclass
 class TrainConfig(Section):
     """Optimisation and run-directory settings shared by every recipe."""
 

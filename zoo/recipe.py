@@ -205,14 +205,13 @@ def run(recipe: Recipe, cfg) -> Run:
         steps_per_epoch=prepared.steps_per_epoch)
     train_seconds = time.time() - started
     model = recipe.finalize(cfg, prepared, members, splits)
+    model_path = run_dir / MODEL_FILE
+    model.save(model_path)  # before the evaluation, so that a failure there loses no training
 
     report = recipe.evaluate(cfg, model, splits, prepared, run_dir)
     report.update(recipe=recipe.name, data=prepared.facts, data_seconds=round(data_seconds, 1),
                   train_seconds=round(train_seconds, 1), epochs_run=epochs_run)
     print(f"\n{recipe.summary(report)}\n", flush=True)
-
-    model_path = run_dir / MODEL_FILE
-    model.save(model_path)
     report["model"] = str(model_path)
     saved_model = export.export_model(recipe, model_path, cfg) if cfg.export.enabled else None
     if saved_model is not None:

@@ -21,6 +21,7 @@ from zoo.layers import PaddingMask, RecurrentStack
 from zoo.models import SequenceTagger
 from zoo.recipes.dna.config import DataConfig, DnaConfig, ModelConfig, ServingConfig
 from zoo.recipes.dna.data import BASE_IDS, EXON, LABELS, PAD_ID
+from zoo.serving import at_most, gated, within_budget
 
 ANNOTATION_LETTERS = ".EI"  # one letter per base in the served annotation string: intergenic, exon, intron
 
@@ -172,12 +173,15 @@ def predict(tagger: SequenceTagger, ids, cfg: DataConfig):
 def encode_bases(sequence, cfg: ServingConfig):
     """Strings `(batch,)` → right-padded base ids `(batch, time)` and lengths, in the graph; rejects any character
     but A, C, G, T, N (either case; lower case is soft-masking and reads like upper case), and bounds the input."""
-    tf.debugging.assert_less_equal(tf.size(sequence), cfg.max_batch_size,
-                                   message=f"batch too large: at most {cfg.max_batch_size} sequences per request")
     lengths = tf.strings.length(sequence)
-    tf.debugging.assert_less_equal(
-        tf.reduce_max(tf.concat([lengths, [0]], axis=0)), cfg.max_input_bases,
-        message=f"sequence too long: at most {cfg.max_input_bases} bases per sequence (split longer ones)")
+    sequence, lengths = gated([
+        at_most(tf.size(sequence), cfg.max_batch_size,
+                f"batch too large: at most {cfg.max_batch_size} sequences per request"),
+        at_most(tf.reduce_max(tf.concat([lengths, [0]], axis=0)), cfg.max_input_bases,
+                f"sequence too long: at most {cfg.max_input_bases} bases per sequence (split longer ones)"),
+        within_budget(tf.reduce_sum(tf.cast(lengths, tf.int64)), cfg.max_request_bases, "bases",
+                      "max_request_bases"),
+    ], sequence, lengths)
     valid = tf.strings.regex_full_match(sequence, "[ACGTNacgtn]*")
     # The offending characters go into the error, repaired to valid UTF-8 so that clients can decode it.
     bad = tf.strings.unicode_transcode(tf.boolean_mask(sequence, tf.logical_not(valid)), "UTF-8", "UTF-8",

@@ -75,6 +75,8 @@ class ServingConfig(config.ServingConfig):
 
     max_seed_steps: int = option(256, "longest seed the served signature accepts", at_least=0)
     max_generate_steps: int = option(1024, "largest num_steps the served signature accepts", at_least=1)
+    max_request_steps: int = option(32768, "most steps in one request: seeds × (seed steps + num_steps) (a larger "
+                                           "request is refused before any work)", at_least=1)
 
 
 @dataclasses.dataclass

@@ -19,6 +19,7 @@ from zoo import training
 from zoo.layers import RecurrentStack, SequenceInput
 from zoo.recipes.music import data
 from zoo.recipes.music.config import MusicConfig
+from zoo.serving import gated, within_budget
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -189,7 +190,9 @@ def make_generate_fn(model: keras.Model, cfg: MusicConfig):
             tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 = no limit)"),
         ]
         with tf.control_dependencies(checks):  # nothing below runs on an invalid request
-            seed, num_steps = tf.identity(seed), tf.identity(num_steps)
+            seed, num_steps = gated([within_budget(  # then the cost of the whole batch
+                tf.cast(batch, tf.int64) * tf.cast(seed_steps + num_steps, tf.int64), limits.max_request_steps,
+                "steps (seeds × (seed steps + num_steps))", "max_request_steps")], seed, num_steps)
             if roll:
                 start = tf.one_hot(tf.fill([batch], num_pitches), num_pitches + 1)
             else:

@@ -42,7 +42,7 @@ class ModelConfig(config.RecurrentConfig, config.EnsembleConfig):
 
 
 @dataclasses.dataclass
-class ServingConfig(config.ServingConfig):
+class ServingConfig(config.TextServingConfig):
     """Bounds of ``serving_default(text)``."""
 
     max_input_chars: int = option(4096, "characters of each served string that are read (the rest is ignored)",

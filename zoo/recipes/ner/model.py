@@ -16,6 +16,7 @@ from zoo import training
 from zoo.layers import PaddingMask, RecurrentStack
 from zoo.models import SequenceTagger
 from zoo.recipes.ner.config import DataConfig, ModelConfig, NerConfig
+from zoo.serving import checked_strings
 
 PAD = ""
 WORD_CHAR = r"[\p{L}\p{N}\p{M}_]"
@@ -380,9 +381,7 @@ def make_serving_fn(tagger: keras.Model, cfg: NerConfig, tag_names):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
-        tf.debugging.assert_less_equal(
-            tf.size(text), cfg.serving.max_batch_size,
-            message=f"batch too large: at most {cfg.serving.max_batch_size} strings per request")
+        text = checked_strings(text, cfg.serving)
         tokens, starts, ends, text = tokenize(text, cfg.serving.max_input_chars, cfg.data.max_tokens)
         mask = tf.not_equal(tokens, PAD)
         tag_ids = tagger(tokens, training=False)["tags"]

@@ -33,7 +33,7 @@ class ModelConfig(config.PooledRecurrentConfig, config.EnsembleConfig):
 
 
 @dataclasses.dataclass
-class ServingConfig(config.ServingConfig):
+class ServingConfig(config.TextServingConfig):
     """Bounds of ``serving_default(text)``."""
 
     max_input_bytes: int = option(65536, "bytes of each served string that are read (the rest is ignored)",
@@ -47,5 +47,6 @@ class SentimentConfig(config.RecipeConfig):
     data: DataConfig = section(DataConfig, "data source and text handling", num_buckets=6)
     model: ModelConfig = section(ModelConfig, "network", cell="gru", units=128, bidirectional=True, dropout=0.5,
                                  pooling=["max", "mean"], ensemble_size=3)
-    serving: ServingConfig = section(ServingConfig, "bounds of the served signature", max_batch_size=1024)
+    serving: ServingConfig = section(ServingConfig, "bounds of the served signature", max_batch_size=1024,
+                                     max_request_bytes=4 << 20)
     train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", learning_rate=5e-4)

@@ -14,6 +14,7 @@ import tensorflow as tf
 from zoo import training
 from zoo.layers import MaskedPooling, RecurrentStack
 from zoo.recipes.sentiment.config import DataConfig, ModelConfig, SentimentConfig, ServingConfig
+from zoo.serving import checked_strings
 
 NUM_RATINGS = 5
 PUNCTUATION = r"([^\w\s'])"
@@ -98,13 +99,9 @@ def make_serving_fn(text_model: keras.Model, cfg: ServingConfig):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
-        text = tf.ensure_shape(text, [None], name="text_must_be_a_vector_of_strings")
-        too_many = tf.debugging.assert_less_equal(
-            tf.size(text), cfg.max_batch_size,
-            message=f"batch too large: at most {cfg.max_batch_size} strings per request")
+        text = checked_strings(text, cfg)
         # Bound the work per string, then repair any invalid UTF-8 (or a character cut by the bound) to U+FFFD.
-        with tf.control_dependencies([too_many]):  # the check gates all work on the batch
-            text = tf.strings.substr(text, 0, cfg.max_input_bytes)
+        text = tf.strings.substr(text, 0, cfg.max_input_bytes)
         text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
         outputs = text_model(text, training=False)
         probabilities = outputs["probabilities"]

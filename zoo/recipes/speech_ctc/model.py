@@ -22,6 +22,7 @@ import tensorflow as tf
 from zoo import training
 from zoo.layers import CTC, RecurrentStack
 from zoo.recipes.speech_ctc.config import SAMPLE_RATE, ModelConfig, SpeechConfig
+from zoo.serving import within_budget
 
 CONV_KERNEL = (5, 5)  # (time, frequency)
 MEL_LOWER_HZ = 20.0
@@ -350,6 +351,8 @@ def make_serving_fn(acoustic: keras.Model, cfg: SpeechConfig):
             tf.debugging.assert_non_negative(lengths, message="lengths must be >= 0"),
             tf.debugging.assert_less_equal(lengths, tf.shape(audio)[1],
                                            message="lengths must not exceed the number of samples per row"),
+            within_budget(tf.size(audio, out_type=tf.int64), limits.max_request_samples,
+                          "audio samples (clips × samples per padded row)", "max_request_samples"),
         ]
         with tf.control_dependencies(checks):
             batch = tf.shape(audio)[0]

@@ -60,13 +60,16 @@ class DecodeConfig(config.Section):
 
 
 @dataclasses.dataclass
-class ServingConfig(config.ServingConfig):
+class ServingConfig(config.TextServingConfig):
     """Bounds of ``serving_default(text)`` and ``translate(text, beam_width, max_length)``."""
 
     max_input_bytes: int = option(4096, "longest served text in bytes (a longer one is an error)", at_least=1)
-    max_source_pieces: int = option(256, "longest served text in source pieces (a longer one is an error; the "
-                                         "longest Bible verse has 151)", at_least=1)
+    max_source_pieces: int = option(256, "longest served text in source pieces (a longer one is an error)",
+                                    at_least=1)
     max_beam_width: int = option(16, "largest beam width the `translate` signature accepts", at_least=1)
+    max_request_steps: int = option(20000, "most decoder steps in one request: texts × beam width × the longest "
+                                           "translation's length limit (a larger request is refused before "
+                                           "decoding)", at_least=1)
     max_length_limit: int = option(600, "most pieces a translation may have (serving_default's cap, and the "
                                         "largest max_length the `translate` signature accepts)", at_least=1)
 

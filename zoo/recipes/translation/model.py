@@ -24,6 +24,7 @@ import tensorflow as tf
 from zoo import training
 from zoo.layers import Attention, MaskedPooling, RecurrentStack, SequenceInput, guard_fully_masked_rows
 from zoo.recipes.translation.config import DecodeConfig, ModelConfig, TranslationConfig
+from zoo.serving import at_most, checked_strings, gated, within_budget
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIAL_TOKENS = ["", "[UNK]", "<s>", "</s>"]
@@ -394,15 +395,11 @@ def checked_source_ids(text, translator: Translator, cfg: TranslationConfig):
     text. Every check gates what follows it (control dependencies + identity), so a bad request fails with its own
     message and nothing later runs; longer input is an error, never silently cut."""
     limits = cfg.serving
-    lengths = tf.strings.length(text)
-    bounds = [
-        tf.debugging.assert_less_equal(tf.size(text), limits.max_batch_size,
-                                       message=f"batch too large: at most {limits.max_batch_size} strings"),
-        tf.debugging.assert_less_equal(tf.reduce_max(tf.concat([lengths, [0]], 0)), limits.max_input_bytes, message=(
-            f"text too long: at most {limits.max_input_bytes} bytes per text; split longer texts into sentences")),
-    ]
-    with tf.control_dependencies(bounds):
-        text = tf.strings.unicode_transcode(tf.identity(text), "UTF-8", "UTF-8", errors="replace")
+    text = checked_strings(text, limits)
+    longest = tf.reduce_max(tf.concat([tf.strings.length(text), [0]], 0))
+    text = gated([at_most(longest, limits.max_input_bytes, f"text too long: at most {limits.max_input_bytes} bytes "
+                                                          "per text; split longer texts into sentences")], text)
+    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
     blank = tf.equal(tf.strings.length(tf.strings.regex_replace(text, BLANK, "")), 0)
     with tf.control_dependencies([tf.debugging.assert_equal(
             tf.reduce_any(blank), False, message="empty input: every text must hold at least one visible character")]):
@@ -424,8 +421,15 @@ def make_serving_fns(translator: Translator, cfg: TranslationConfig):
     limits = cfg.serving
 
     def translate(text, beam_width, max_length):
-        translation, score = translator.translate_ids(checked_source_ids(text, translator, cfg), beam_width,
-                                                      max_length)
+        ids = checked_source_ids(text, translator, cfg)
+        # The decoding cost: every text and beam runs to the longest length limit in the batch.
+        steps = tf.reduce_max(tf.concat([translator.decode_lengths(ids, max_length), [0]], 0))
+        rows = tf.cast(ids.nrows(), tf.int64) * tf.cast(beam_width, tf.int64)
+        ids = ids.with_flat_values(gated([within_budget(
+            rows * tf.cast(steps, tf.int64), limits.max_request_steps,
+            "decoder steps (texts × beam width × the longest translation's length limit)", "max_request_steps")],
+            ids.flat_values))
+        translation, score = translator.translate_ids(ids, beam_width, max_length)
         return {"translation": translation, "score": score}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])

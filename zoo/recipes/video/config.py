@@ -68,6 +68,9 @@ class ServingConfig(config.ServingConfig):
 
     max_frames: int = option(64, "longest clip (time steps) the served signature accepts", at_least=1)
     max_side: int = option(1024, "largest frame height or width the served signature accepts", at_least=1)
+    max_request_pixels: int = option(1 << 24, "most pixels in one request: clips × frames × height × width of the "
+                                              "padded batch (a larger request is refused before any work)",
+                                     at_least=1)
 
 
 @dataclasses.dataclass

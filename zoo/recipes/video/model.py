@@ -16,6 +16,7 @@ from zoo import training
 from zoo.layers import MaskedPooling, RecurrentStack, SequenceInput, TimeFolded, guard_fully_masked_rows
 from zoo.recipes.video.config import ModelConfig, VideoConfig
 from zoo.recipes.video.data import resize_frames
+from zoo.serving import within_budget
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -146,6 +147,8 @@ def make_serving_fn(classifier: keras.Model, cfg: VideoConfig, names: list[str])
             tf.debugging.assert_less_equal(
                 shape[2:4], limits.max_side,
                 message=f"frames too large: height and width must be <= {limits.max_side}"),
+            within_budget(tf.reduce_prod(tf.shape(frames, out_type=tf.int64)[:4]), limits.max_request_pixels,
+                          "pixels (clips × frames × height × width)", "max_request_pixels"),
         ]
         with tf.control_dependencies(checks):
             frames = resize_frames(frames, cfg.data.frame_size)
