@@ -82,7 +82,7 @@ class TranslationConfig(config.RecipeConfig):
     model: ModelConfig = section(ModelConfig, "network", units=256)
     decode: DecodeConfig = section(DecodeConfig, "greedy and beam-search decoding")
     serving: ServingConfig = section(ServingConfig, "bounds of the served signatures", max_batch_size=256)
-    train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", epochs=15,
+    train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", epochs=1,
                                         early_stopping_patience=5)
 
     def __post_init__(self):
