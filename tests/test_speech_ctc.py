@@ -57,7 +57,7 @@ def test_config_rejects_bad_values_naming_them(section, key, value):
 
 def test_default_settings_load():
     cfg = config.parse_args(SpeechConfig, "speech_ctc", [])
-    assert cfg.data.source == "tuxpaint_espeak" and cfg.train.max_minutes == 15
+    assert cfg.data.source == "tuxpaint_espeak" and (cfg.train.epochs, cfg.train.max_minutes) == (35, 0)
     assert (cfg.train.steps_per_epoch, cfg.train.ema_momentum, cfg.train.lr_plateau_patience) == (50, 0.99, 2)
 
 

@@ -133,3 +133,16 @@ def test_history_without_validation_values_reads(tmp_path):
     (tmp_path / "history.csv").write_text("epoch,loss,val_loss\n0,1.5,NA\n1,1.25,0.5\n")
     assert training.read_history(tmp_path / "history.csv") == {"epoch": [0.0, 1.0], "loss": [1.5, 1.25],
                                                               "val_loss": [0.5]}
+
+
+def test_a_run_cut_by_the_time_limit_says_so(tmp_path):
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, x.sum(1))).batch(8)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    history = training.fit(model, ds, ds, TrainConfig(epochs=50, verbose=0, max_minutes=1e-4), tmp_path)
+    assert len(history["epoch"]) < 50
+    assert (tmp_path / training.TIME_LIMIT_FILE).read_text().startswith("train.max_minutes = 0.0001 cut training")
+    history = training.fit(model, ds, ds, TrainConfig(epochs=2, verbose=0), tmp_path / "uncut")
+    assert len(history["epoch"]) == 2 and not (tmp_path / "uncut" / training.TIME_LIMIT_FILE).exists()

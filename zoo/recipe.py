@@ -211,6 +211,9 @@ def run(recipe: Recipe, cfg) -> Run:
     report = recipe.evaluate(cfg, model, splits, prepared, run_dir)
     report.update(recipe=recipe.name, data=prepared.facts, data_seconds=round(data_seconds, 1),
                   train_seconds=round(train_seconds, 1), epochs_run=epochs_run)
+    cut = {str(p.parent.relative_to(run_dir)): p.read_text().strip() for p in run_dir.rglob(training.TIME_LIMIT_FILE)}
+    if cut:  # the result depends on the machine's speed and load: say so
+        report["stopped_by_time_limit"] = cut
     print(f"\n{recipe.summary(report)}\n", flush=True)
     report["model"] = str(model_path)
     saved_model = export.export_model(recipe, model_path, cfg) if cfg.export.enabled else None

@@ -55,29 +55,43 @@ class TrainingCurves(keras.callbacks.Callback):
         plot_history(self.history_csv, self.png)
 
 
-class TimeLimit(keras.callbacks.Callback):
-    """Keeps training within ``minutes`` of wall time: an epoch is not started when the slowest epoch so far would
-    overrun, and a batch that ends past the budget stops training."""
+TIME_LIMIT_FILE = "time_limit.txt"
 
-    def __init__(self, minutes: float):
+
+class TimeLimit(keras.callbacks.Callback):
+    """Keeps training within ``minutes`` of wall time (the opt-in guard ``train.max_minutes``): an epoch is not
+    started when the slowest epoch so far would overrun, and a batch that ends past the budget stops training. A run
+    it cuts says so, in the log and in ``record`` (``time_limit.txt``, which the driver puts into the report): how
+    far a cut run gets depends on the machine and its load."""
+
+    def __init__(self, minutes: float, record: Path):
         super().__init__()
+        self.minutes, self.record = minutes, record
         self.seconds = minutes * 60
         self.started = time.time()
         self.epoch_started = self.started
         self.longest_epoch = 0.0
+        self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_started = time.time()
+        self.epoch_started, self.epoch = time.time(), epoch
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.time()
         self.longest_epoch = max(self.longest_epoch, now - self.epoch_started)
-        if now - self.started + self.longest_epoch > self.seconds:
-            self.model.stop_training = True
+        if now - self.started + self.longest_epoch > self.seconds and epoch + 1 < self.params["epochs"]:
+            self._stop(f"after epoch {epoch + 1}: the next would pass the budget")
 
     def on_train_batch_end(self, batch, logs=None):
         if time.time() - self.started > self.seconds:
-            self.model.stop_training = True
+            self._stop(f"in epoch {self.epoch + 1}, batch {batch + 1}")
+
+    def _stop(self, where: str):
+        if not self.model.stop_training:
+            message = f"train.max_minutes = {self.minutes:g} cut training {where}"
+            print(message, flush=True)
+            self.record.write_text(message + "\n")
+        self.model.stop_training = True
 
 
 def read_history(history_csv: Path) -> dict[str, list[float]]:
@@ -168,8 +182,8 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
     best_weights = run_dir / "best.weights.h5"
     backup_dir = run_dir / "backup"
     if not backup_dir.exists():  # a fresh run: forget the history of a previous, finished run
-        history_csv.unlink(missing_ok=True)
-        best_weights.unlink(missing_ok=True)
+        for stale in (history_csv, best_weights, run_dir / TIME_LIMIT_FILE):
+            stale.unlink(missing_ok=True)
     # With a weight-averaging optimizer, validation, the best checkpoint and the final weights use the averaged
     # weights; they are swapped in after the backup, so a resumed run continues from the raw weights.
     averaging = getattr(model.optimizer, "use_ema", False)
@@ -183,7 +197,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
         keras.callbacks.CSVLogger(str(history_csv), append=True),
         TrainingCurves(history_csv, run_dir / "curves.png"),
-        *([TimeLimit(train.max_minutes)] if train.max_minutes else []),
+        *([TimeLimit(train.max_minutes, run_dir / TIME_LIMIT_FILE)] if train.max_minutes else []),
         *([keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=train.lr_plateau_factor,
                                              patience=train.lr_plateau_patience, min_lr=1e-5, verbose=1)]
           if train.lr_plateau_patience else []),

@@ -126,8 +126,8 @@ class SpeechConfig(config.RecipeConfig):
     model: ModelConfig = section(ModelConfig, "features and network", cell="gru", units=160, num_layers=2,
                                  dropout=0.1)
     serving: ServingConfig = section(ServingConfig, "bounds of the served signature")
-    train: SpeechTrainConfig = section(SpeechTrainConfig, "optimisation, time limit and run directory", epochs=60,
-                                       batch_size=32, early_stopping_patience=6, max_minutes=15.0,
+    train: SpeechTrainConfig = section(SpeechTrainConfig, "optimisation and run directory", epochs=35,
+                                       batch_size=32, early_stopping_patience=6,
                                        steps_per_epoch=50, ema_momentum=0.99, lr_plateau_patience=2)
 
     def __post_init__(self):
