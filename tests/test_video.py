@@ -144,6 +144,19 @@ def test_rendered_split_is_cached_and_keyed_by_its_settings():
         data.cache_path(cfg, "validation")
 
 
+def test_a_damaged_rendered_split_is_rendered_again(capsys):
+    cfg = tiny_config(data={"num_validation": 12}).data
+    frames, _, _ = data.load_digit_split(cfg, "validation", progress=False)
+    path = data.cache_path(cfg, "validation")
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # one flipped byte inside the frames array
+    path.write_bytes(bytes(raw))
+    again, _, _ = data.load_digit_split(cfg, "validation", progress=False)
+    np.testing.assert_array_equal(again, frames)
+    assert f"zoo cache: {path} is damaged" in capsys.readouterr().err
+    np.testing.assert_array_equal(data.load_digit_split(cfg, "validation", progress=False)[0], frames)  # repaired
+
+
 def test_order_free_views_keep_the_frames_but_not_their_order():
     split = train.clips_of(data.load_split(tiny_config().data, "train", progress=False).take(6))
     clips = list(split.as_numpy_iterator())

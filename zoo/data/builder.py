@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import typing
+from pathlib import Path
 
 import tensorflow_datasets as tfds
+
+from zoo.data import fetch
+
+DIGESTS = "zoo-digests.json"
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -19,6 +25,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     The description is the docstring of the module that defines the builder (where the data is documented);
     ``metadata()`` may add settings that identify a generated dataset.
+
+    The prepared files are checked on every ``download_and_prepare``: their sizes and SHA-256 are recorded when they
+    are written (``zoo-digests.json`` in the dataset's directory), and a prepared dataset that no longer matches
+    (a truncated or altered shard, a missing file) is named, removed and prepared again from its sources, once.
     """
 
     FEATURES: typing.ClassVar[dict]
@@ -28,6 +38,17 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def metadata(self) -> tfds.core.MetadataDict | None:
         return None
+
+    def download_and_prepare(self, **kwargs) -> None:
+        prepared = Path(self.data_dir)
+        if prepared.exists():
+            damage = fetch.tree_damage(prepared, prepared / DIGESTS)
+            if damage is None:
+                return
+            fetch.repairing(prepared, damage)
+            shutil.rmtree(prepared)
+        super().download_and_prepare(**kwargs)
+        fetch.record_tree(prepared, prepared / DIGESTS)
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(

