@@ -77,6 +77,14 @@ def test_bad_genbank_files_get_clear_errors(tmp_path):
     (tmp_path / "corrupt.gb").write_text(GENBANK[:300])
     with pytest.raises(ValueError, match="not a readable GenBank file"):
         data.read_genbank(tmp_path / "corrupt.gb")
+    for name, text, message in (
+            ("letters.gb", GENBANK.replace("gtacgtrcgt", "gtacgtxcgt"), r"record plus_gene: base 37 is 'X'"),
+            ("location.gb", GENBANK.replace("join(6..12,21..30)", "join(6..@,21..30)"),
+             "record plus_gene: the location of CDS feature 1 could not be read"),
+            ("outside.gb", GENBANK.replace("21..30", "21..90"), "record plus_gene: CDS feature 1 .* lies outside")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=f"{tmp_path / name}: .*{message}"):
+            data.read_genbank(tmp_path / name)
 
 
 def test_encode_and_reverse_complement():

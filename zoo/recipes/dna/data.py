@@ -87,15 +87,29 @@ def _merged(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(s, e) for s, e in merged]
 
 
+IUPAC_AMBIGUOUS = set("RYKMSWBDHV")  # one of several bases: read as N
+
+
 def label_record(record) -> GeneRecord:
-    """A Biopython ``SeqRecord`` → `GeneRecord` with per-base labels from its CDS features."""
+    """A Biopython ``SeqRecord`` → `GeneRecord` with per-base labels from its CDS features. IUPAC ambiguity codes
+    read as N; any other letter, or a CDS whose location did not parse, is a ValueError naming the record."""
     sequence = str(record.seq).upper()
-    sequence = sequence.translate({ord(c): "N" for c in set(sequence) - set("ACGT")})
+    strange = set(sequence) - set("ACGTN") - IUPAC_AMBIGUOUS
+    if strange:
+        at = min(sequence.index(c) for c in strange)
+        raise ValueError(f"record {record.name}: base {at + 1} is {sequence[at]!r}; a sequence holds A, C, G, T, N "
+                         f"or IUPAC ambiguity codes")
+    sequence = sequence.translate({ord(c): "N" for c in IUPAC_AMBIGUOUS})
     labels = np.full(len(sequence), INTERGENIC, np.int8)
     exons, strand = [], 0
     cds = [f for f in record.features if f.type == "CDS"]
-    for feature in cds:
+    for number, feature in enumerate(cds, 1):
+        if feature.location is None:
+            raise ValueError(f"record {record.name}: the location of CDS feature {number} could not be read")
         parts = sorted((int(p.start), int(p.end)) for p in feature.location.parts)
+        if parts[0][0] < 0 or parts[-1][1] > len(sequence):
+            raise ValueError(f"record {record.name}: CDS feature {number} ({feature.location}) lies outside the "
+                             f"sequence of {len(sequence)} bases")
         for (_, end), (start, _) in zip(parts[:-1], parts[1:]):
             labels[end:start] = INTRON
         exons.extend(parts)
@@ -119,7 +133,7 @@ def read_genbank(path: str | Path) -> list[GeneRecord]:
         try:
             records = [label_record(r) for r in SeqIO.parse(handle, "genbank")]
         except ValueError as e:
-            raise ValueError(f"{path} is not a readable GenBank file: {e}") from e
+            raise ValueError(f"{path}: not a readable GenBank file: {e}") from e
     if not records:
         raise ValueError(f"{path} holds no GenBank record")
     return records
