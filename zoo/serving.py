@@ -35,7 +35,9 @@ def gated(checks, *tensors):
 
 def checked_strings(text, limits):
     """A served batch of strings, gated on the shared text bounds (a ``zoo.config.TextServingConfig``): at most
-    ``max_batch_size`` strings and ``max_request_bytes`` bytes of text in all, checked before anything reads them."""
+    ``max_batch_size`` strings and ``max_request_bytes`` bytes of text in all, checked before anything reads them.
+    A signature call does not check the declared rank itself, so a batch that is not a vector fails here, by name."""
+    text = tf.ensure_shape(text, [None], name="text_must_be_a_vector_of_strings")
     return gated([
         at_most(tf.size(text), limits.max_batch_size,
                 f"batch too large: at most {limits.max_batch_size} strings per request (serving.max_batch_size)"),
