@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from zoo.config import TextServingConfig
-from zoo.serving import at_most, checked_strings, gated, within_budget
+from zoo.serving import at_most, checked_strings, gated, nonempty_batch, within_budget
 
 
 def test_a_budget_compares_as_int64_so_large_totals_cannot_wrap_around():
@@ -31,3 +31,17 @@ def test_checked_strings_bound_the_batch_and_its_bytes():
         _checked(tf.constant(["a"] * 4))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"at most 10 bytes of text .*max_request_bytes"):
         _checked(tf.constant(["abcdef", "ghijk"]))  # each string is short, the two together are not
+
+
+@pytest.mark.parametrize("rows", [0, 2])
+def test_nonempty_batch_adds_one_zero_row_only_to_an_empty_batch(rows):
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32), tf.TensorSpec([None], tf.int32)])
+    def pad(frames, lengths):
+        return nonempty_batch(frames, lengths)
+
+    (frames, lengths), batch = pad(tf.ones([rows, 4, 3]), tf.fill([rows], 4))
+    assert int(batch) == rows and frames.shape == (max(rows, 1), 4, 3) and lengths.shape == (max(rows, 1),)
+    if rows == 0:
+        assert not frames.numpy().any() and lengths.numpy().tolist() == [0]
+    else:
+        assert frames.numpy().all() and lengths.numpy().tolist() == [4, 4]

@@ -33,6 +33,19 @@ def gated(checks, *tensors):
     return out[0] if len(out) == 1 else out
 
 
+def nonempty_batch(*tensors):
+    """``tensors`` (one batch, the same leading size) with one all-zero row added when the batch is empty, and the
+    batch's true size.
+
+    Networks that need a row to run (convolutions, recurrent layers on cuDNN's path) then answer an empty request with
+    an empty answer, as the text signatures do: slice every output back to ``[:batch]``.
+    """
+    batch = tf.shape(tensors[0])[0]
+    missing = tf.maximum(1 - batch, 0)
+    padded = tuple(tf.pad(t, [[0, missing]] + [[0, 0]] * (t.shape.rank - 1)) for t in tensors)
+    return padded, batch
+
+
 def checked_strings(text, limits):
     """A served batch of strings, gated on the shared text bounds (a ``zoo.config.TextServingConfig``): at most
     ``max_batch_size`` strings and ``max_request_bytes`` bytes of text in all, checked before anything reads them.

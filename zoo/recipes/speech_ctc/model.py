@@ -22,7 +22,7 @@ import tensorflow as tf
 from zoo import training
 from zoo.layers import CTC, RecurrentStack
 from zoo.recipes.speech_ctc.config import SAMPLE_RATE, ModelConfig, SpeechConfig
-from zoo.serving import within_budget
+from zoo.serving import gated, nonempty_batch, within_budget
 
 CONV_KERNEL = (5, 5)  # (time, frequency)
 MEL_LOWER_HZ = 20.0
@@ -354,11 +354,7 @@ def make_serving_fn(acoustic: keras.Model, cfg: SpeechConfig):
             within_budget(tf.size(audio, out_type=tf.int64), limits.max_request_samples,
                           "audio samples (clips × samples per padded row)", "max_request_samples"),
         ]
-        with tf.control_dependencies(checks):
-            batch = tf.shape(audio)[0]
-        # An empty batch runs as one empty clip (the network needs a row) and answers with nothing.
-        missing = tf.maximum(1 - batch, 0)
-        audio, lengths = tf.pad(audio, [[0, missing], [0, 0]]), tf.pad(lengths, [[0, missing]])
+        (audio, lengths), batch = nonempty_batch(*gated(checks, audio, lengths))
         out = transcribe(acoustic, audio, lengths, cfg.data.alphabet, cfg.model.beam_width)
         return {name: value[:batch] for name, value in out.items()}
 

@@ -16,7 +16,7 @@ from zoo import training
 from zoo.layers import MaskedPooling, RecurrentStack, SequenceInput, TimeFolded, guard_fully_masked_rows
 from zoo.recipes.video.config import ModelConfig, VideoConfig
 from zoo.recipes.video.data import resize_frames
-from zoo.serving import within_budget
+from zoo.serving import gated, nonempty_batch, within_budget
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -150,13 +150,9 @@ def make_serving_fn(classifier: keras.Model, cfg: VideoConfig, names: list[str])
             within_budget(tf.reduce_prod(tf.shape(frames, out_type=tf.int64)[:4]), limits.max_request_pixels,
                           "pixels (clips × frames × height × width)", "max_request_pixels"),
         ]
-        with tf.control_dependencies(checks):
-            frames = resize_frames(frames, cfg.data.frame_size)
-        # An empty batch runs as one empty clip (the convolutions need a clip) and answers with nothing.
-        missing = tf.maximum(1 - shape[0], 0)
-        frames = tf.pad(frames, [[0, missing], [0, 0], [0, 0], [0, 0], [0, 0]])
-        padded_lengths = tf.pad(lengths, [[0, missing]])
-        probabilities = classifier({"frames": frames, "lengths": padded_lengths}, training=False)[:shape[0]]
+        frames, lengths = gated(checks, frames, lengths)
+        (frames, lengths), batch = nonempty_batch(resize_frames(frames, cfg.data.frame_size), lengths)
+        probabilities = classifier({"frames": frames, "lengths": lengths}, training=False)[:batch]
         label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         return {"label": tf.gather(names, label_id), "label_id": label_id, "probabilities": probabilities}
 
