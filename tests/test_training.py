@@ -16,60 +16,107 @@ from zoo.config import TrainConfig
 
 SCRIPT = textwrap.dedent("""
     import os, sys
+    from pathlib import Path
     import keras, numpy as np, tensorflow as tf
     from zoo import training
     from zoo.config import TrainConfig
 
-    run_dir, kill_after = sys.argv[1], int(sys.argv[2])
+    run_dir, kill_at, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    stream = mode == "endless"
 
     class Killer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
             print("EPOCH", epoch, flush=True)
 
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch + 1 == kill_after:
+        def on_train_batch_end(self, batch, logs=None):
+            if f"{self.epoch}:{batch}" == kill_at and "member_0" not in str(self.model.run_dir):
                 os._exit(9)  # like SIGKILL or a pre-empted machine: nothing gets cleaned up
 
     keras.utils.set_random_seed(0)
-    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    x = np.random.default_rng(0).normal(size=(96, 4)).astype("float32")
     y = (x.sum(1) > 0).astype("float32")
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
-    model.compile("adam", "binary_crossentropy")
-    training.fit(model, ds, ds, TrainConfig(epochs=5, verbose=0, early_stopping_patience=10),
-                 __import__("pathlib").Path(run_dir), callbacks=[Killer()])
+    # Every source of randomness a recipe has: a reshuffled training set, random ops in the input pipeline, dropout;
+    # and stateful callbacks (a learning rate that is cut on plateaus, early stopping), weight averaging.
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(96, seed=1, reshuffle_each_iteration=True)
+    ds = ds.map(lambda a, b: (a + tf.random.uniform([4], seed=3), b)).batch(8)
+    ds, steps = (ds.repeat(), 5) if stream else (ds, None)
+    val = tf.data.Dataset.from_tensor_slices((x[:32], y[:32])).batch(16)
+
+    def build(member):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(16, activation="relu"),
+                                  keras.layers.Dropout(0.5), keras.layers.Dense(1, activation="sigmoid")])
+        model.compile(keras.optimizers.Adam(0.3, **({"use_ema": True, "ema_momentum": 0.9} if stream else {})),
+                      "binary_crossentropy")
+        model.run_dir = run_dir / f"member_{member}" if mode == "ensemble" else run_dir
+        return model
+
+    settings = TrainConfig(epochs=6, verbose=0, early_stopping_patience=4, lr_plateau_patience=1)
+    if mode == "ensemble":
+        real_fit = training.fit
+        training.fit = lambda *args, **kwargs: real_fit(*args, callbacks=[Killer()], **kwargs)
+        models, _ = training.fit_members(2, build, ds, val, settings, run_dir, tf.distribute.get_strategy())
+    else:
+        models = [build(0)]
+        training.fit(models[0], ds, val, settings, run_dir, callbacks=[Killer()], steps_per_epoch=steps)
+    np.save(run_dir / "final.npy", np.concatenate([w.numpy().ravel() for m in models for w in m.weights]))
 """)
 
 
-def run_script(run_dir, kill_after):
+def run_script(run_dir, kill_at="-", mode="finite"):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return subprocess.run([sys.executable, "-c", SCRIPT, str(run_dir), str(kill_after)], cwd=root,
+    return subprocess.run([sys.executable, "-c", SCRIPT, str(run_dir), kill_at, mode], cwd=root,
                           capture_output=True, text=True, timeout=300)
 
 
+def epochs_started(stdout: str) -> list[int]:
+    return [int(line.split()[1]) for line in stdout.splitlines() if line.startswith("EPOCH ")]
+
+
 @pytest.mark.slow
-def test_killed_run_resumes_from_last_finished_epoch(tmp_path):
-    killed = run_script(tmp_path, kill_after=2)
+@pytest.mark.parametrize("mode, kill_at, run", [
+    ("finite", "3:2", "."), ("endless", "3:2", "."),
+    ("ensemble", "0:3", "member_1"),  # killed before the second member's first backup: it starts again, in step
+])
+def test_a_run_killed_mid_epoch_resumes_bit_identical_to_one_that_never_stopped(tmp_path, mode, kill_at, run):
+    whole = run_script(tmp_path / "whole", mode=mode)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    killed = run_script(tmp_path / "killed", kill_at, mode)
     assert killed.returncode == 9, killed.stderr[-2000:]
-    assert "EPOCH 1" in killed.stdout and "EPOCH 2" not in killed.stdout
-    resumed = run_script(tmp_path, kill_after=0)
+    epoch = int(kill_at.split(":")[0])
+    assert epochs_started(killed.stdout)[-1] == epoch
+    resumed = run_script(tmp_path / "killed", mode=mode)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "EPOCH 0" not in resumed.stdout and "EPOCH 2" in resumed.stdout and "EPOCH 4" in resumed.stdout
-    with open(tmp_path / "history.csv") as f:
-        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2, 3, 4]
+    assert epochs_started(resumed.stdout)[0] == epoch  # the killed epoch is redone from its start
+    np.testing.assert_array_equal(np.load(tmp_path / "killed/final.npy"), np.load(tmp_path / "whole/final.npy"))
+    history = [(tmp_path / name / run / "history.csv").read_text() for name in ("whole", "killed")]
+    assert history[0] == history[1]
+    rates = [float(r["learning_rate"]) for r in csv.DictReader(history[0].splitlines())]
+    assert min(rates) < rates[0]  # the plateau cut happened, so its state went through the resume
     for artefact in ("curves.png", "best.weights.h5", "tensorboard"):
-        assert (tmp_path / artefact).exists(), artefact
-    assert not (tmp_path / "backup").exists()  # a finished run removes its backup, so the next run starts fresh
+        assert (tmp_path / "killed" / run / artefact).exists(), artefact
+    assert not (tmp_path / "killed" / run / "backup").exists()  # a finished run removes its backup
 
 
-def test_strategies():
-    assert training.make_strategy("default").num_replicas_in_sync == 1
-    assert training.make_strategy("mirrored").num_replicas_in_sync >= 1
+def test_a_backup_is_written_whole_or_not_at_all(tmp_path):
+    """A save interrupted half way leaves the previous backup the one to resume from (and its debris is removed)."""
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    backup = training.ExactBackupAndRestore(tmp_path)
+    backup.set_model(model)
+    backup._current_epoch = 2
+    backup._save_model()
+    (tmp_path / ".epoch_3.partial").mkdir()  # a kill while epoch 3's backup was being written
+    assert backup.resume_epoch == 2
+    backup._load_model()
+    assert model._initial_epoch == 2 and not (tmp_path / ".epoch_3.partial").exists()
 
 
-def test_run_directory_is_per_recipe(tmp_path):
-    path = training.run_directory(TrainConfig(run_dir=str(tmp_path / "runs/{recipe}")), "sentiment")
-    assert path == tmp_path / "runs" / "sentiment" and path.is_dir()
+def test_the_history_keeps_only_the_epochs_a_backup_holds(tmp_path):
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss\n0,1.0\n1,0.5\n2,0.25\n")
+    training.trim_history(history, 2)
+    assert history.read_text().splitlines() == ["epoch,loss", "0,1.0", "1,0.5"]
 
 
 def test_weight_averaging_optimizer_validates_and_keeps_the_averaged_weights(tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import os
 import shutil
 import time
 import warnings
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
+from tensorflow.python.data.ops import dataset_ops
 
 from zoo.config import TrainConfig
 
@@ -94,6 +97,144 @@ class TimeLimit(keras.callbacks.Callback):
         self.model.stop_training = True
 
 
+class CountedDataset(dataset_ops.UnaryUnchangedStructureDataset):
+    """``dataset`` itself (the same graph), counting in ``count`` the iterators opened on it.
+
+    Every iterator opened on a dataset that reshuffles each iteration draws the next shuffle order from a generator
+    that the dataset owns, and how many the training loop opens per epoch is its own business (Keras opens one or
+    two); the count lets a resumed run open as many as the interrupted one had before it trains on. Datasets that read
+    one pipeline (the members of an ensemble, a stream and its ``skip``) share one count.
+    """
+
+    def __init__(self, dataset: tf.data.Dataset, count: list[int]):
+        self.count = count
+        super().__init__(dataset, dataset._variant_tensor)
+
+    def __iter__(self):
+        self.count[0] += 1
+        return super().__iter__()
+
+    def catch_up(self, opened: int) -> None:
+        """Opens (and drops) iterators until ``opened`` have been opened on the pipeline."""
+        while self.count[0] < opened:
+            iter(self)
+
+
+class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose resumed run ends bit-identical to a run that never stopped.
+
+    At the end of every epoch it writes one backup directory, renamed into place so that a kill at any moment leaves
+    the last complete one: the weights with the optimizer state (learning rate included), the state of every
+    ``keras.random.SeedGenerator`` of the model (dropout, augmentation) and the logs of every finished epoch, from
+    which the counters of the callbacks in ``replayed`` (EarlyStopping, ReduceLROnPlateau) are rebuilt. A run killed
+    mid-epoch redoes that epoch from its start. The input pipeline goes on where it was too: the training set (a
+    ``CountedDataset``) is opened as often as it had been, so its shuffle draws the same orders; the caller skips an
+    endless stream (``fit(steps_per_epoch=)``) past the batches already read, and trims the CSV history
+    (``trim_history``) to ``resume_epoch``.
+
+    Args:
+        backup_dir: str or Path, the directory this callback owns.
+        replayed: callbacks whose ``on_epoch_end(epoch, logs)`` rebuilds their state from the logs.
+        train_ds: the ``CountedDataset`` that training reads (set before training starts).
+        endless: whether ``train_ds`` is an endless stream, whose one iterator serves every epoch.
+        swap: the run's ``SwapEMAWeights`` callback, if any: the backup holds the raw weights as the model variables
+            (swapping the averaged ones back out when they are in at the epoch's end).
+    """
+
+    STATE, WEIGHTS = "state.json", "model.weights.h5"
+
+    def __init__(self, backup_dir, replayed=(), train_ds: CountedDataset | None = None, endless=False, swap=None):
+        super().__init__(str(backup_dir))
+        self.replayed, self.train_ds, self.endless, self.swap = list(replayed), train_ds, endless, swap
+        self._opened = 0
+        self.epoch_logs: list[dict] = []
+        self._rebuild = False
+
+    def _latest(self) -> Path | None:
+        done = [p for p in Path(self.backup_dir).glob("epoch_*") if (p / self.STATE).is_file()]
+        return max(done, key=lambda p: int(p.name.split("_")[1]), default=None)
+
+    @property
+    def resume_epoch(self) -> int:
+        """The epoch a run started now goes on from (0 for a fresh run)."""
+        latest = self._latest()
+        return int(latest.name.split("_")[1]) if latest else 0
+
+    def _seed_states(self) -> list:
+        return [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+
+    def _save_model(self):
+        epoch, root = self._current_epoch, Path(self.backup_dir)
+        staging, final = root / f".epoch_{epoch}.partial", root / f"epoch_{epoch}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        averaged_in = self.swap is not None and self.swap._ema_weights_in_model
+        if averaged_in:
+            self.swap._swap_variables()
+        self.model.save_weights(staging / self.WEIGHTS)
+        if averaged_in:
+            self.swap._swap_variables()
+        seeds = {f"{i}:{v.path}": keras.ops.convert_to_numpy(v).tolist() for i, v in enumerate(self._seed_states())}
+        (staging / self.STATE).write_text(json.dumps({"epoch": epoch, "seeds": seeds, "logs": self.epoch_logs,
+                                                      "opened": self.train_ds.count[0]}))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(staging, final)
+        for older in root.glob("epoch_*"):
+            if older != final:
+                shutil.rmtree(older)
+
+    def _load_model(self):
+        for partial in Path(self.backup_dir).glob(".epoch_*.partial"):
+            shutil.rmtree(partial)  # a save the kill interrupted
+        latest = self._latest()
+        if latest is None:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(latest / self.WEIGHTS)
+        state = json.loads((latest / self.STATE).read_text())
+        variables = self._seed_states()
+        if [key.split(":", 1)[1] for key in state["seeds"]] != [v.path for v in variables]:
+            raise ValueError(f"{latest} was saved from a model with other random layers; remove {self.backup_dir}")
+        for variable, value in zip(variables, state["seeds"].values()):
+            variable.assign(value)
+        self.epoch_logs, self._opened, self._rebuild = state["logs"], state["opened"], True
+        self.model._initial_epoch = self._current_epoch = state["epoch"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # The other callbacks reset their counters in on_train_begin, which may run after this one's: rebuild them at
+        # the first epoch instead. Their replay must not change the restored learning rate.
+        if self._rebuild:
+            self._rebuild = False
+            learning_rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            for callback in self.replayed:
+                verbose, callback.verbose = callback.verbose, 0
+                for past, past_logs in enumerate(self.epoch_logs):
+                    callback.on_epoch_end(past, dict(past_logs))
+                callback.verbose = verbose
+            self.model.optimizer.learning_rate.assign(learning_rate)
+            # The loop opens an iterator right after this call: for a finite set the epoch's next one, for a stream
+            # the one the interrupted run had open all along.
+            self.train_ds.catch_up(self._opened - (1 if self.endless else 0))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_logs.append({k: float(v) for k, v in (logs or {}).items()})
+        super().on_epoch_end(epoch, logs)
+
+
+def trim_history(history_csv: Path, epochs: int) -> None:
+    """Drops the rows of epochs at or after ``epochs``: an epoch logged just before a kill, which its backup missed,
+    is trained and logged again."""
+    if not history_csv.is_file():
+        return
+    with open(history_csv, newline="") as f:
+        rows = list(csv.reader(f))
+    if rows:
+        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) < epochs]
+        with open(history_csv, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+
+
 def read_history(history_csv: Path) -> dict[str, list[float]]:
     if not history_csv.is_file():
         return {}
@@ -144,7 +285,7 @@ def _best_so_far(history_csv: Path, monitor: str, mode: str):
 
 # What a run directory holds (see the README's layout).
 CONFIG_FILE, REPORT_FILE, MODEL_FILE = "config.json", "report.json", "model.keras"
-RUN_STATE = ("backup", "best.weights.h5", "finished.weights.h5", "history.csv", "curves.png")
+RUN_STATE = ("backup", "best.weights.h5", "finished.weights.h5", "finished.json", "history.csv", "curves.png")
 
 
 def claim(run_dir: Path, record: str) -> bool:
@@ -174,33 +315,44 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
     dataset, ``.take(n)`` of an endless one included, is restarted from its first element every epoch).
 
     A run killed at any point resumes from its last finished epoch when started again with the same ``run_dir``
-    (``BackupAndRestore``; ``claim`` clears the directory first when the settings changed). The weights of the best
+    and ends bit-identical to one that never stopped (``ExactBackupAndRestore``, ``replay_input``; ``claim`` clears
+    the directory first when the settings changed). The weights of the best
     validation epoch are restored at the end. ``callbacks`` run after the standard ones.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     history_csv = run_dir / "history.csv"
     best_weights = run_dir / "best.weights.h5"
     backup_dir = run_dir / "backup"
-    if not backup_dir.exists():  # a fresh run: forget the history of a previous, finished run
+    # With a weight-averaging optimizer, validation, the best checkpoint and the final weights use the averaged
+    # weights; a resumed run continues from the raw ones.
+    swap = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if getattr(model.optimizer, "use_ema", False) else None
+    stateful = [keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=train.early_stopping_patience),
+                *([keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=train.lr_plateau_factor,
+                                                     patience=train.lr_plateau_patience, min_lr=1e-5, verbose=1)]
+                  if train.lr_plateau_patience else [])]
+    backup = ExactBackupAndRestore(backup_dir, replayed=stateful, endless=bool(steps_per_epoch), swap=swap)
+    start = backup.resume_epoch
+    if start == 0:  # a fresh run: forget the history of a previous, finished run
         for stale in (history_csv, best_weights, run_dir / TIME_LIMIT_FILE):
             stale.unlink(missing_ok=True)
-    # With a weight-averaging optimizer, validation, the best checkpoint and the final weights use the averaged
-    # weights; they are swapped in after the backup, so a resumed run continues from the raw weights.
-    averaging = getattr(model.optimizer, "use_ema", False)
+    trim_history(history_csv, start)
+    count = train_ds.count if isinstance(train_ds, CountedDataset) else [0]
+    if steps_per_epoch:
+        train_ds = train_ds.skip(start * steps_per_epoch)
+    train_ds = backup.train_ds = CountedDataset(train_ds, count)
+    # The backup comes last of what an epoch's end writes (its CSV row, the learning-rate and stopping decisions, the
+    # best checkpoint, which sees the averaged weights), so a kill before it redoes the epoch and rewrites them alike.
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
-        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if averaging else []),
+        *stateful,
+        keras.callbacks.CSVLogger(str(history_csv), append=True),
+        *([swap] if swap else []),
         keras.callbacks.ModelCheckpoint(str(best_weights), monitor=monitor, mode=mode, save_best_only=True,
                                         save_weights_only=True,
                                         initial_value_threshold=_best_so_far(history_csv, monitor, mode)),
-        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=train.early_stopping_patience),
+        backup,
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
-        keras.callbacks.CSVLogger(str(history_csv), append=True),
         TrainingCurves(history_csv, run_dir / "curves.png"),
         *([TimeLimit(train.max_minutes, run_dir / TIME_LIMIT_FILE)] if train.max_minutes else []),
-        *([keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=train.lr_plateau_factor,
-                                             patience=train.lr_plateau_patience, min_lr=1e-5, verbose=1)]
-          if train.lr_plateau_patience else []),
         *callbacks,
     ]
     model.jit_compile = train.jit_compile  # Keras' "auto" turns XLA on, which recompiles for every batch shape
@@ -223,23 +375,29 @@ def fit_members(size: int, build, train_ds: tf.data.Dataset, val_ds: tf.data.Dat
     ``build(k)`` returns member ``k`` compiled; it is called in ``strategy``'s scope after seeding with
     ``train.seed + k``. A single model trains in ``run_dir`` itself, member ``k`` of an ensemble in
     ``run_dir/member_k``. A member that finished (``finished.weights.h5``) is reloaded instead of retrained, so a
-    resumed run loses none; ``claim`` removes them when the settings change.
+    resumed run loses none, and the training set is opened as often as that member's training had opened it, so the
+    next member reads the same shuffle orders as in a run that never stopped; ``claim`` removes them when the
+    settings change.
     """
     members, epochs_run = [], []
+    train_ds = CountedDataset(train_ds, [0])  # members read one pipeline: each goes on with its shuffle orders
     for k in range(size):
         member_dir = run_dir if size == 1 else run_dir / f"member_{k}"
         member_dir.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(train.seed + k)
         with strategy.scope():
             member = build(k)
-        finished = member_dir / "finished.weights.h5"
+        finished, opened = member_dir / "finished.weights.h5", member_dir / "finished.json"
         if finished.is_file():
             print(f"{member_dir}: already trained, reusing it")
             member.load_weights(finished)
+            train_ds.catch_up(json.loads(opened.read_text())["opened"])
         else:
             history = fit(member, train_ds, val_ds, train, member_dir, monitor=monitor, mode=mode,
                           steps_per_epoch=steps_per_epoch)
-            member.save_weights(finished)
+            opened.write_text(json.dumps({"opened": train_ds.count[0]}))
+            member.save_weights(member_dir / "finishing.weights.h5")
+            os.replace(member_dir / "finishing.weights.h5", finished)  # whole or absent: it marks the member done
             epochs_run.append(len(history.get("epoch", [])))
         members.append(member)
     return members, epochs_run

@@ -111,6 +111,7 @@ class VocalTractWarp(keras.layers.Layer):
         sample_rate: int. Sample rate the mel bands were computed at.
         num_mels: int. Mel bands of the input.
         max_factor: float >= 1. Largest scaling either way (1 = identity).
+        seed: optional int. Seeds the layer's `keras.random.SeedGenerator`, whose state a resumed run restores.
 
     Call args:
         features: float tensor `(batch, frames, num_mels)`.
@@ -119,11 +120,13 @@ class VocalTractWarp(keras.layers.Layer):
         Warped `features`, same shape.
     """
 
-    def __init__(self, sample_rate=SAMPLE_RATE, num_mels=80, max_factor=1.2, **kwargs):
+    def __init__(self, sample_rate=SAMPLE_RATE, num_mels=80, max_factor=1.2, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.sample_rate = sample_rate
         self.num_mels = num_mels
         self.max_factor = max_factor
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
 
     def call(self, features, training=None):
@@ -131,7 +134,7 @@ class VocalTractWarp(keras.layers.Layer):
             return features
         centres = tf.constant(mel_band_centers_hz(self.sample_rate, self.num_mels), tf.float32)
         log_max = math.log(self.max_factor)
-        alpha = tf.exp(tf.random.uniform([tf.shape(features)[0], 1], -log_max, log_max))
+        alpha = tf.exp(keras.random.uniform([tf.shape(features)[0], 1], -log_max, log_max, seed=self.seed_generator))
         # Band index of a frequency: mel is linear in band index, centres[0] is band 0.
         mel = lambda hz: 1127.0 * tf.math.log1p(hz / 700.0)  # noqa: E731
         mel_step = mel(centres[1]) - mel(centres[0])
@@ -145,7 +148,7 @@ class VocalTractWarp(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "sample_rate": self.sample_rate, "num_mels": self.num_mels,
-                "max_factor": self.max_factor}
+                "max_factor": self.max_factor, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -155,6 +158,7 @@ class SpecAugment(keras.layers.Layer):
     Args:
         freq_masks, freq_mask_width: number of frequency masks per row and widest mask (bands).
         time_masks, time_mask_width: number of time masks per row and widest mask (frames); placed in valid frames.
+        seed: optional int. Seeds the layer's `keras.random.SeedGenerator`, whose state a resumed run restores.
 
     Call args:
         features: float tensor `(batch, frames, bands)`; mask: bool `(batch, frames)`.
@@ -163,23 +167,24 @@ class SpecAugment(keras.layers.Layer):
         `features` with masked regions set to 0 (the normalised mean).
     """
 
-    def __init__(self, freq_masks=2, freq_mask_width=10, time_masks=2, time_mask_width=8, **kwargs):
+    def __init__(self, freq_masks=2, freq_mask_width=10, time_masks=2, time_mask_width=8, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.freq_masks = freq_masks
         self.freq_mask_width = freq_mask_width
         self.time_masks = time_masks
         self.time_mask_width = time_mask_width
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
 
-    @staticmethod
-    def _spans(batch, extent, count, max_width, limit):
+    def _spans(self, batch, extent, count, max_width, limit):
         """Bool `(batch, extent)`: True inside `count` random spans of width <= max_width starting below `limit`."""
         keep = tf.zeros([batch, extent], tf.bool)
         positions = tf.range(extent)[tf.newaxis, :]
         for _ in range(count):
-            width = tf.random.uniform([batch, 1], 0, max_width + 1, dtype=tf.int32)
-            start = tf.cast(tf.random.uniform([batch, 1]) * tf.cast(tf.maximum(limit - width, 1), tf.float32),
-                            tf.int32)
+            width = keras.random.randint([batch, 1], 0, max_width + 1, dtype="int32", seed=self.seed_generator)
+            start = tf.cast(keras.random.uniform([batch, 1], seed=self.seed_generator)
+                            * tf.cast(tf.maximum(limit - width, 1), tf.float32), tf.int32)
             keep |= (positions >= start) & (positions < start + width)
         return keep
 
@@ -198,7 +203,7 @@ class SpecAugment(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "freq_masks": self.freq_masks, "freq_mask_width": self.freq_mask_width,
-                "time_masks": self.time_masks, "time_mask_width": self.time_mask_width}
+                "time_masks": self.time_masks, "time_mask_width": self.time_mask_width, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
