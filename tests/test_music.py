@@ -1,5 +1,6 @@
 """The music recipe: encodings, model contract, in-graph sampling, MIDI files and a real end-to-end run."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import tensorflow as tf
 import zoo
 from zoo import config
 from zoo.config import ConfigError
-from zoo.recipes.music import data, model, train
+from zoo.recipes.music import data, model, synth, train
 from zoo.recipes.music.config import MusicConfig
 
 TINY = {"data": {"max_pieces": 8, "parts": 0},
@@ -48,6 +49,8 @@ def nets(tfds_dir):
         cfg = tiny_cfg(tfds_dir, representation, model=model_overrides)
         net = model.build_model(cfg)
         result[name] = (cfg, net, model.make_generate_fn(net, cfg))
+    cfg, net, _ = result["roll"]
+    result["roll_audio"] = (cfg, net, model.make_generate_fn(net, cfg, audio=True))
     return result
 
 
@@ -217,6 +220,69 @@ def test_the_whole_batch_is_within_the_cost_budget(nets):
         call(fn, np.zeros((4, 16, 88), np.int32), num_steps=10)  # each seed and num_steps legal, the batch is not
 
 
+def spectrum_peaks(audio, count=1):
+    """The ``count`` strongest frequencies (Hz) of ``audio``, at least a semitone apart."""
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    frequencies = np.fft.rfftfreq(len(audio), 1 / synth.SAMPLE_RATE)
+    peaks = []
+    for i in np.argsort(spectrum)[::-1]:
+        if all(abs(12 * np.log2(frequencies[i] / p)) > 1 for p in peaks) and frequencies[i] > 0:
+            peaks.append(frequencies[i])
+        if len(peaks) == count:
+            return sorted(peaks)
+
+
+@pytest.mark.parametrize("pitches", [[69], [60], [48, 67]])  # A4, middle C, a fifth (C3 + G4)
+def test_synthesis_sounds_the_pitches_of_the_roll(pitches):
+    roll = np.zeros((1, 3, 88), np.float32)
+    roll[0, :, [p - 21 for p in pitches]] = 1
+    audio = synth.synthesize(roll, None, 21, synth.samples_per_step(1, 120)).numpy()
+    assert audio.shape == (1, 3 * 8000) and np.isfinite(audio).all() and 0.1 < np.abs(audio).max() <= 1
+    expected = synth.pitch_hz(pitches)
+    np.testing.assert_allclose(spectrum_peaks(audio[0], len(pitches)), expected, rtol=0.01)
+    assert np.abs(audio[0, :40]).max() < np.abs(audio[0, 400:800]).max()  # the attack ramps up from silence
+
+
+def test_a_repeated_note_is_struck_again_and_silence_is_silent():
+    roll = np.zeros((1, 4, 88), np.float32)
+    roll[0, :2, 48] = 1  # one note held two steps, one rest, one more step
+    roll[0, 3, 48] = 1
+    onsets = np.zeros_like(roll)
+    onsets[0, 1, 48] = 1  # ... or struck again at step 1
+    step = synth.samples_per_step(4, 120)
+    held, struck = (synth.synthesize(roll, o, 21, step).numpy()[0] for o in (None, onsets))
+    assert np.abs(held[2 * step:3 * step]).max() == 0  # the rest
+    assert np.abs(struck[step:step + 20]).max() < 0.5 * np.abs(held[step:step + 20]).max()  # a new attack
+    assert np.abs(held[3 * step:3 * step + 5]).max() < np.abs(held[3 * step + 300:3 * step + 400]).max()
+
+
+def test_in_graph_events_decoding_matches_the_python_one(tfds_dir):
+    cfg = tiny_cfg(tfds_dir, "events")
+    tokens = np.array([data.START, 10, data.HOLD, data.HOLD, 10, data.NOTE_OFF, data.HOLD, 20, 30, data.HOLD])
+    roll, onsets = synth.events_to_roll(tokens[None], cfg.data.num_pitches, data.FIRST_PITCH_TOKEN, data.HOLD)
+    np.testing.assert_array_equal(roll.numpy()[0], data.events_to_roll(tokens, cfg.data))
+    np.testing.assert_array_equal(onsets.numpy()[0], data.event_onsets(tokens, cfg.data))
+
+
+def test_generate_audio_returns_the_synthesis_of_the_generated_roll_within_its_budget(nets):
+    cfg, _, fn = nets["roll_audio"]
+    step = synth.samples_per_step(cfg.data.steps_per_quarter, cfg.generate.tempo_bpm)
+    out = fn(tf.constant(empty_seed(cfg, 2)), tf.constant(5), tf.constant(1.0), tf.constant(0),
+             tf.constant(3, tf.int64))
+    assert out["audio"].shape == (2, 5 * step) and np.isfinite(out["audio"].numpy()).all()
+    np.testing.assert_allclose(out["audio"].numpy(), synth.synthesize(out["roll"], None, 21, step).numpy(), atol=1e-6)
+    np.testing.assert_array_equal(out["roll"].numpy(), call(nets["roll"][2], empty_seed(cfg, 2), 5, random_seed=3))
+    small = dataclasses.replace(cfg, serving=dataclasses.replace(cfg.serving, max_request_audio_seconds=3.0))
+    tight = model.make_generate_fn(nets["roll_audio"][1], small, audio=True)
+    seconds = step / synth.SAMPLE_RATE
+    fits = int(3.0 // seconds)
+    assert tight(tf.constant(empty_seed(cfg, 1)), tf.constant(fits), tf.constant(1.0), tf.constant(0),
+                 tf.constant(1, tf.int64))["audio"].shape[1] == fits * step
+    with pytest.raises(tf.errors.InvalidArgumentError, match="samples of audio .*max_request_audio_seconds"):
+        tight(tf.constant(empty_seed(cfg, 2)), tf.constant(fits), tf.constant(1.0), tf.constant(0),
+              tf.constant(1, tf.int64))  # each piece fits, the two do not
+
+
 def test_midi_round_trip_of_a_corpus_piece(tfds_dir, tmp_path):
     import music21
     import pretty_midi
@@ -236,14 +302,23 @@ def test_midi_round_trip_of_a_corpus_piece(tfds_dir, tmp_path):
 def test_end_to_end_train_evaluate_generate_export(tfds_dir, tmp_path):
     import music21
     import pretty_midi
+    import soundfile
 
     cfg = tiny_cfg(tfds_dir, train={"run_dir": str(tmp_path / "run")}, export={"base_dir": str(tmp_path / "export")})
     report = zoo.run(train.RECIPE, cfg).report
     assert 0 < report["metrics"]["nll"] < cfg.data.num_pitches  # better than nothing-learnt log 2 per pitch
     assert 0 <= report["samples"]["pitch_class_distance"] <= 1
-    for mid in report["samples"]["files"]:
+    files = report["samples"]["files"]
+    assert len(files) == 3 * cfg.generate.num_samples  # .mid, .wav and .png of each sample
+    step = synth.samples_per_step(cfg.data.steps_per_quarter, cfg.generate.tempo_bpm)
+    for mid in (f for f in files if f.endswith(".mid")):
         assert pretty_midi.PrettyMIDI(mid).instruments and music21.converter.parse(mid).highestTime > 0
-        assert (tmp_path / "run" / "samples" / mid.rsplit("/", 1)[-1].replace(".mid", ".png")).is_file()
+        assert mid.replace(".mid", ".png") in files and mid.replace(".mid", ".wav") in files
+        audio, rate = soundfile.read(mid.replace(".mid", ".wav"))
+        assert rate == synth.SAMPLE_RATE and np.isfinite(audio).all() and np.abs(audio).max() > 0
+        if report["samples"]["audio_renderer"].startswith("additive"):
+            steps = cfg.generate.num_steps + (cfg.generate.seed_steps if "seeded" in mid else 0)
+            assert len(audio) == steps * step
 
     seed = np.zeros((2, 3, cfg.data.num_pitches), np.int32)
     seed[:, :, 39] = 1
@@ -261,6 +336,11 @@ def test_end_to_end_train_evaluate_generate_export(tfds_dir, tmp_path):
         out = serve(seed=tf.constant(np.load({str(tmp_path / 'seed.npy')!r})), num_steps=tf.constant(9),
                     temperature=tf.constant(0.8), top_k=tf.constant(5), random_seed=tf.constant(11, tf.int64))
         np.save({str(tmp_path / 'served.npy')!r}, out["roll"].numpy())
+        sound = tf.saved_model.load({report['saved_model']!r}).signatures["generate_audio"](
+            seed=tf.constant(np.load({str(tmp_path / 'seed.npy')!r})), num_steps=tf.constant(9),
+            temperature=tf.constant(0.8), top_k=tf.constant(5), random_seed=tf.constant(11, tf.int64))
+        np.save({str(tmp_path / 'sound.npy')!r}, sound["audio"].numpy())
+        assert (sound["roll"].numpy() == out["roll"].numpy()).all()
         try:
             serve(seed=tf.constant(np.load({str(tmp_path / 'seed.npy')!r})), num_steps=tf.constant(10**6),
                   temperature=tf.constant(1.0), top_k=tf.constant(0), random_seed=tf.constant(1, tf.int64))
@@ -273,4 +353,7 @@ def test_end_to_end_train_evaluate_generate_export(tfds_dir, tmp_path):
     assert "REJECTED True" in result.stdout
     in_memory = train.generate(keras.models.load_model(report["model"]), cfg, seed, 9, 0.8, 5, 11)
     np.testing.assert_array_equal(np.load(tmp_path / "served.npy"), in_memory)
+    sound = np.load(tmp_path / "sound.npy")  # served from the process without zoo
+    assert sound.shape == (2, 9 * step) and np.isfinite(sound).all()
+    np.testing.assert_allclose(sound, synth.synthesize(in_memory, None, cfg.data.low_pitch, step).numpy(), atol=1e-5)
     assert json.loads((tmp_path / "run" / "report.json").read_text())["saved_model"] == report["saved_model"]

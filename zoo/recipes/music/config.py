@@ -66,17 +66,19 @@ class GenerateConfig(config.Section):
     top_k: int = option(0, "sample only among the k most likely pitches (roll) / events (events); 0 = all",
                         at_least=0)
     random_seed: int = option(7, "seed of the stateless sampler: the same seed gives the same music")
-    tempo_bpm: float = option(90.0, "tempo written into the MIDI files", at_least=1)
+    tempo_bpm: float = option(90.0, "tempo of the MIDI and WAV files and of the served audio", at_least=1)
 
 
 @dataclasses.dataclass
 class ServingConfig(config.ServingConfig):
-    """Bounds of ``serving_default(seed, num_steps, temperature, top_k, random_seed)``."""
+    """Bounds of ``serving_default(seed, num_steps, temperature, top_k, random_seed)`` and ``generate_audio``."""
 
     max_seed_steps: int = option(256, "longest seed the served signature accepts", at_least=0)
     max_generate_steps: int = option(1024, "largest num_steps the served signature accepts", at_least=1)
     max_request_steps: int = option(32768, "most steps in one request: seeds × (seed steps + num_steps) (a larger "
                                            "request is refused before any work)", at_least=1)
+    max_request_audio_seconds: float = option(600.0, "most audio in one generate_audio request: pieces × their "
+                                                     "length at generate.tempo_bpm, in seconds", at_least=1)
 
 
 @dataclasses.dataclass

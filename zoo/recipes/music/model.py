@@ -6,7 +6,8 @@ Forward pass (teacher forcing): a start step followed by the previous steps → 
 
 Generation steps the cells of the same ``RecurrentStack`` inside a ``tf.while_loop``: first over the start step and
 the seed, then feeding back its own samples. Sampling uses stateless random ops keyed by ``(random_seed, step)``, so
-the same request always gives the same music, in Python and in the exported SavedModel alike.
+the same request always gives the same music, in Python and in the exported SavedModel alike. ``generate_audio``
+adds the waveform of the generated steps, synthesised in the graph (``synth``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import tensorflow as tf
 
 from zoo import training
 from zoo.layers import RecurrentStack, SequenceInput
-from zoo.recipes.music import data
+from zoo.recipes.music import data, synth
 from zoo.recipes.music.config import MusicConfig
 from zoo.serving import gated, within_budget
 
@@ -143,15 +144,21 @@ def seed_spec(cfg: MusicConfig) -> tf.TensorSpec:
     return tf.TensorSpec([None, None], tf.int32, name="seed")
 
 
-def make_generate_fn(model: keras.Model, cfg: MusicConfig):
+def make_generate_fn(model: keras.Model, cfg: MusicConfig, audio: bool = False):
     """The ``serving_default`` function ``(seed, num_steps, temperature, top_k, random_seed)`` → generated steps.
 
     ``seed``: roll `(batch, seed_steps, pitches)` 0/1, or event ids `(batch, seed_steps)` in ``[2, vocab)``;
     ``seed_steps`` may be 0 (generate from nothing). Returns ``{"roll": (batch, num_steps, pitches)}`` or
     ``{"events": (batch, num_steps)}``, the continuation only. Bad inputs raise InvalidArgumentError.
+
+    With ``audio`` (the ``generate_audio`` signature) the answer also holds ``"audio"``, float32 `(batch,
+    num_steps * samples_per_step)` at 16 kHz in [-1, 1]: the continuation played at ``generate.tempo_bpm``, within
+    the budget ``serving.max_request_audio_seconds`` (pieces × their length), checked before any work.
     """
     roll = cfg.data.representation == "roll"
     limits = cfg.serving
+    step_samples = synth.samples_per_step(cfg.data.steps_per_quarter, cfg.generate.tempo_bpm)
+    max_audio_samples = int(limits.max_request_audio_seconds * synth.SAMPLE_RATE)
     stepper = Stepper(model)
     num_pitches = cfg.data.num_pitches
 
@@ -190,9 +197,15 @@ def make_generate_fn(model: keras.Model, cfg: MusicConfig):
             tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 = no limit)"),
         ]
         with tf.control_dependencies(checks):  # nothing below runs on an invalid request
-            seed, num_steps = gated([within_budget(  # then the cost of the whole batch
+            budgets = [within_budget(  # then the cost of the whole batch
                 tf.cast(batch, tf.int64) * tf.cast(seed_steps + num_steps, tf.int64), limits.max_request_steps,
-                "steps (seeds × (seed steps + num_steps))", "max_request_steps")], seed, num_steps)
+                "steps (seeds × (seed steps + num_steps))", "max_request_steps")]
+            if audio:
+                budgets.append(within_budget(
+                    tf.cast(batch, tf.int64) * tf.cast(num_steps, tf.int64) * step_samples, max_audio_samples,
+                    f"samples of audio at {synth.SAMPLE_RATE} Hz (pieces × num_steps × {step_samples} per step)",
+                    "max_request_audio_seconds"))
+            seed, num_steps = gated(budgets, seed, num_steps)
             if roll:
                 start = tf.one_hot(tf.fill([batch], num_pitches), num_pitches + 1)
             else:
@@ -218,6 +231,11 @@ def make_generate_fn(model: keras.Model, cfg: MusicConfig):
         empty_shape = [0, batch, num_pitches] if roll else [0, batch]
         steps = tf.cond(num_steps > 0, out.stack, lambda: tf.zeros(empty_shape, tf.int32))  # (steps, batch, ...)
         generated = tf.transpose(steps, [1, 0, 2] if roll else [1, 0])
-        return {"roll": generated} if roll else {"events": generated}
+        out = {"roll": generated} if roll else {"events": generated}
+        if audio:
+            frames, onsets = (generated, None) if roll else synth.events_to_roll(
+                generated, num_pitches, data.FIRST_PITCH_TOKEN, data.HOLD)
+            out["audio"] = synth.synthesize(frames, onsets, cfg.data.low_pitch, step_samples)
+        return out
 
     return generate

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from zoo.data.pipeline import bucket_boundaries, bucketed_batches
 from zoo.recipe import Prepared, Recipe
-from zoo.recipes.music import data, model
+from zoo.recipes.music import data, model, synth
 from zoo.recipes.music.config import MusicConfig
 
 
@@ -132,9 +132,42 @@ def plot_roll(roll: np.ndarray, cfg: MusicConfig, path: Path, title: str, seed_s
     plt.close(fig)
 
 
+def general_midi_renderer():
+    """A function rendering a ``pretty_midi.PrettyMIDI`` to 16 kHz audio with FluidSynth and a General-MIDI
+    soundfont (Debian: ``fluidsynth`` / ``fluid-soundfont-gm`` and the ``pyfluidsynth`` wheel), or None."""
+    sf2 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+    try:
+        import fluidsynth  # noqa: F401  (pretty_midi's fluidsynth() needs it)
+    except (ImportError, OSError):
+        return None
+    if not sf2.is_file():
+        return None
+    return lambda midi: midi.fluidsynth(fs=synth.SAMPLE_RATE, sf2_path=str(sf2))
+
+
+def write_wav(roll: np.ndarray, onsets: np.ndarray | None, midi_path: Path, cfg: MusicConfig, render) -> Path:
+    """The piece as a 16 kHz ``.wav`` beside its MIDI file: rendered by ``render`` (FluidSynth) if given, else by
+    the served graph's additive synthesis."""
+    import soundfile
+
+    if render is not None:
+        import pretty_midi
+
+        audio = render(pretty_midi.PrettyMIDI(str(midi_path)))
+        audio = audio / max(1.0, float(np.abs(audio).max()))
+    else:
+        step_samples = synth.samples_per_step(cfg.data.steps_per_quarter, cfg.generate.tempo_bpm)
+        audio = synth.synthesize(roll[None].astype(np.float32), None if onsets is None else onsets[None],
+                                 cfg.data.low_pitch, step_samples)[0].numpy()
+    path = midi_path.with_suffix(".wav")
+    soundfile.write(path, audio.astype(np.float32), synth.SAMPLE_RATE)
+    return path
+
+
 def write_samples(net: keras.Model, cfg: MusicConfig, held_out: list[np.ndarray], out_dir: Path) -> dict:
     """Generates ``generate.num_samples`` pieces (half from nothing, half continuing the openings of ``held_out``
-    pieces), writes each as ``.mid`` + ``.png``, and compares their statistics with the held-out pieces'."""
+    pieces), writes each as ``.mid``, ``.wav`` and ``.png``, and compares their statistics with the held-out
+    pieces'."""
     out_dir.mkdir(parents=True, exist_ok=True)
     g = cfg.generate
     seeded = [s for s in held_out if len(s) >= g.seed_steps][:g.num_samples // 2]
@@ -142,6 +175,7 @@ def write_samples(net: keras.Model, cfg: MusicConfig, held_out: list[np.ndarray]
     if seeded:
         requests.append(("seeded", np.stack([s[:g.seed_steps] for s in seeded]).astype(np.int32)))
     generated, files = [], []
+    render = general_midi_renderer()
     for kind, seed in requests:
         if not len(seed):
             continue
@@ -150,12 +184,15 @@ def write_samples(net: keras.Model, cfg: MusicConfig, held_out: list[np.ndarray]
             generated.append(as_roll(cont, cfg))
             roll, onsets = as_roll(np.concatenate([opening, cont]), cfg)
             stem = out_dir / f"{kind}_{i}"
-            data.write_midi(data.roll_notes(roll, cfg.data, onsets), stem.with_suffix(".mid"), cfg.data, g.tempo_bpm)
+            midi = data.write_midi(data.roll_notes(roll, cfg.data, onsets), stem.with_suffix(".mid"), cfg.data,
+                                   g.tempo_bpm)
+            wav = write_wav(roll, onsets, midi, cfg, render)
             plot_roll(roll, cfg, stem.with_suffix(".png"), f"{kind} sample {i} (T={g.temperature}, top-k={g.top_k})",
                       seed_steps=len(opening))
-            files.append(str(stem.with_suffix(".mid")))
+            files.extend([str(midi), str(wav), str(stem.with_suffix(".png"))])
     stats = compare_stats(music_stats(generated, cfg), music_stats([as_roll(s, cfg) for s in held_out], cfg))
-    return {"files": files, **stats}
+    renderer = "FluidSynth (General MIDI)" if render else "additive synthesis (the served graph's)"
+    return {"files": files, "audio_renderer": renderer, **stats}
 
 
 class MusicRecipe(Recipe):
@@ -193,7 +230,8 @@ class MusicRecipe(Recipe):
                 f"vs {samples['held_out']['note_density']:.2f}")
 
     def endpoints(self, cfg, net):
-        return {"serving_default": model.make_generate_fn(net, cfg)}
+        return {"serving_default": model.make_generate_fn(net, cfg),
+                "generate_audio": model.make_generate_fn(net, cfg, audio=True)}
 
     def request(self, cfg, seeds=None, num_steps=None, temperature=None, top_k=None, random_seed=None, count=1):
         """``seeds``: roll `(batch, steps, pitches)` 0/1 or event ids `(batch, steps)` (None: ``count`` pieces
