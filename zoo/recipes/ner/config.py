@@ -57,6 +57,7 @@ class NerConfig(config.RecipeConfig):
 
     data: DataConfig = section(DataConfig, "data source and tokenization")
     model: ModelConfig = section(ModelConfig, "network", units=100, dropout=0.5, ensemble_size=3)
-    serving: ServingConfig = section(ServingConfig, "bounds of the served signature", max_batch_size=1024)
+    serving: ServingConfig = section(ServingConfig, "bounds of the served signature", max_batch_size=1024,
+                                     max_request_bytes=512 << 10)  # the worst legal 1 MiB request took 5.3 s
     train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", epochs=30,
                                         batch_size=16, learning_rate=0.002, early_stopping_patience=5)
