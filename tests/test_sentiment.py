@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 
 import zoo
 from zoo import config, export
-from zoo.recipes.sentiment import data, model
+from zoo.recipes.sentiment import data, model, peers
 from zoo.recipes.sentiment.config import SentimentConfig
 from zoo.recipes.sentiment.train import RECIPE
 
@@ -22,6 +22,7 @@ TINY = dict(
     model={"embedding_dim": 16, "units": 8, "ensemble_size": 2},
     serving={"max_batch_size": 64},
     train={"epochs": 2, "batch_size": 32, "max_train_examples": 600, "max_eval_examples": 300, "verbose": 0},
+    peers={"c_grid": [0.3, 3.0]},
 )
 
 
@@ -124,6 +125,23 @@ def test_end_to_end_run_reports_held_out_metrics(trained):
             assert os.path.exists(os.path.join(run_dir, member, artefact)), (member, artefact)
     assert len(report["epochs_run"]) == 2
     assert json.load(open(os.path.join(run_dir, "report.json")))["metrics"] == metrics
+    for name in ("nbsvm_bi", "tfidf_lr"):  # the classical peers, fitted on the same training split
+        peer = metrics["peers"][name]
+        assert peer["C"] in (0.3, 3.0) and 0.5 < peer["overall"]["binary_accuracy"] <= 1.0
+        assert set(peer) >= {"overall", "movie", "amazon", "nyt", "tweets"}
+        zoo_lead = metrics["overall"]["binary_accuracy"] - peer["overall"]["binary_accuracy"]
+        assert peer["overall"]["difference"] == pytest.approx(zoo_lead) and peer["overall"]["difference_se"] > 0
+    assert "Classical peers" in RECIPE.summary(report) and "nbsvm_bi" in RECIPE.summary(report)
+
+
+def test_nbsvm_learns_which_words_carry_polarity_and_scores_pairs():
+    texts = ["good film", "great good fun", "bad film", "awful bad plot", "good plot", "bad fun"] * 5
+    labels = [1, 1, 0, 0, 1, 0] * 5
+    nbsvm = peers.NBSVM(C=1.0).fit(texts, labels)
+    assert nbsvm.predict(["a good one", "a bad one", "great!", "awful."]).tolist() == [1, 0, 1, 0]
+    assert peers.tfidf_lr(10.0).fit(texts, labels).predict(["so good", "so bad"]).tolist() == [1, 0]
+    both = peers.paired_difference(np.array([1, 1, 0, 1]), np.array([1, 0, 0, 0]))
+    assert both["difference"] == 0.5 and both["difference_se"] == pytest.approx(np.std([0, 1, 0, 1], ddof=1) / 2)
 
 
 TEXTS = ["A gorgeous, witty, seductive movie.", "The plot is dull and the acting is worse!", "", "meh"]

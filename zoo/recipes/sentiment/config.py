@@ -41,6 +41,18 @@ class ServingConfig(config.TextServingConfig):
 
 
 @dataclasses.dataclass
+class PeersConfig(config.Section):
+    """The classical peers fitted and scored beside the network in every run (``peers.py``)."""
+
+    enabled: bool = option(True, "also fit NBSVM-bi and TF-IDF logistic regression on the training split and score "
+                                 "them on the test split beside the network")
+    nbsvm_beta: float = option(0.25, "NBSVM's interpolation towards the mean weight (Wang & Manning: 0.25)",
+                               fraction=True)
+    c_grid: list[float] = option([0.03, 0.1, 0.3, 1.0, 3.0, 10.0], "regularisation values tried for each peer; "
+                                                                  "the best on the validation split is kept")
+
+
+@dataclasses.dataclass
 class SentimentConfig(config.RecipeConfig):
     """VADER snippets, BiGRU over words + lexicon valence, max+mean pooling, a 3-member ensemble."""
 
@@ -50,3 +62,4 @@ class SentimentConfig(config.RecipeConfig):
     serving: ServingConfig = section(ServingConfig, "bounds of the served signature", max_batch_size=1024,
                                      max_request_bytes=4 << 20)
     train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", learning_rate=5e-4)
+    peers: PeersConfig = section(PeersConfig, "classical peers scored beside the network")

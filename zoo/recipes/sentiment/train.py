@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from zoo.data.pipeline import bucket_boundaries, bucketed_batches
 from zoo.recipe import Prepared, Recipe
-from zoo.recipes.sentiment import data, model
+from zoo.recipes.sentiment import data, model, peers
 from zoo.recipes.sentiment.config import VADER_DOMAINS, SentimentConfig
 from zoo.report import table
 
@@ -49,40 +49,70 @@ def predict_texts(text_model: keras.Model, texts: np.ndarray, batch_size: int = 
     return {k: np.concatenate([np.asarray(o[k]) for o in outputs]) for k in ("probabilities", "polarity")}
 
 
-def evaluate(text_model: keras.Model, cfg: SentimentConfig, split: tf.data.Dataset, name: str = "test") -> dict:
-    """Held-out metrics: binary accuracy (overall and per VADER domain), 5-class accuracy and rating MAE."""
-    examples = list(split.as_numpy_iterator())
+def polar_examples(split: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(texts, 0/1 polarity) of the examples of ``split`` that have a polarity."""
+    examples = [ex for ex in split.as_numpy_iterator() if ex["polarity_weight"] > 0]
+    return (np.array([ex["text"].decode() for ex in examples], dtype=object),
+            np.array([int(ex["polarity"]) for ex in examples]))
+
+
+def evaluate(text_model: keras.Model, cfg: SentimentConfig, splits: dict, name: str = "test") -> dict:
+    """Held-out metrics: binary accuracy (overall and per VADER domain, with its standard error), 5-class accuracy
+    and rating MAE; with ``cfg.peers.enabled``, the classical peers fitted on the training split beside them (their
+    binary accuracy and the zoo's lead over each, with the standard error of the paired difference)."""
+    examples = list(splits[name].as_numpy_iterator())
     texts = np.array([ex["text"] for ex in examples], dtype=object)
     pred = predict_texts(text_model, texts)
     rating_true = np.array([ex["rating"] for ex in examples])
     rating_pred = pred["probabilities"].argmax(-1)
     polarity_true = np.array([ex["polarity"] for ex in examples])
-    polarity_pred = (pred["polarity"][:, 0] > 0.5).astype(np.float32)
+    correct = (pred["polarity"][:, 0] > 0.5).astype(np.float32) == polarity_true
     has_polarity = np.array([ex["polarity_weight"] for ex in examples]) > 0
     has_rating = np.array([ex["rating_weight"] for ex in examples]) > 0
     domains = np.array([ex["domain"] for ex in examples])
+    subsets = {"overall": np.ones(len(examples), bool)}
+    if cfg.data.source == "vader":
+        subsets.update({domain: domains == i for i, domain in enumerate(VADER_DOMAINS) if (domains == i).any()})
 
     def summary(select):
         polar, rated = select & has_polarity, select & has_rating
-        result = {"examples": int(select.sum()),
-                  "binary_accuracy": float((polarity_pred[polar] == polarity_true[polar]).mean())}
+        result = {"examples": int(select.sum()), "binary_accuracy": float(correct[polar].mean()),
+                  "binary_accuracy_se": float(correct[polar].std() / np.sqrt(max(polar.sum(), 1)))}
         if rated.any():
             result["rating_accuracy"] = float((rating_pred[rated] == rating_true[rated]).mean())
             result["rating_mae"] = float(np.abs(rating_pred[rated] - rating_true[rated]).mean())
         return result
 
-    metrics = {"split": name, "overall": summary(np.ones(len(examples), bool))}
-    if cfg.data.source == "vader":
-        for i, domain in enumerate(VADER_DOMAINS):
-            if (domains == i).any():
-                metrics[domain] = summary(domains == i)
+    metrics = {"split": name, **{subset: summary(select) for subset, select in subsets.items()}}
+    if cfg.peers.enabled:
+        fitted, seconds = peers.fit_peers(cfg.peers, polar_examples(splits["train"]),
+                                          polar_examples(splits["validation"]))
+        decoded = np.array([t.decode() for t in texts], dtype=object)
+        metrics["peers"] = {}
+        for peer_name, (peer, facts) in fitted.items():
+            peer_correct = peer.predict(decoded[has_polarity]) == polarity_true[has_polarity]
+            rows = {}
+            for subset, select in subsets.items():
+                chosen = select[has_polarity]
+                rows[subset] = {"binary_accuracy": float(peer_correct[chosen].mean()),
+                                **peers.paired_difference(correct[has_polarity][chosen], peer_correct[chosen])}
+            metrics["peers"][peer_name] = {**facts, **rows}
+        metrics["peers_seconds"] = seconds
     return metrics
 
 
 def format_metrics(metrics: dict) -> str:
-    return table({"subset": "", "n": "d", "binary acc": ".4f", "5-class acc": ".4f", "rating MAE": ".4f"},
-                 [(name, m["examples"], m["binary_accuracy"], m.get("rating_accuracy"), m.get("rating_mae"))
-                  for name, m in metrics.items() if isinstance(m, dict)])
+    lines = table({"subset": "", "n": "d", "binary acc": ".4f", "± se": ".4f", "5-class acc": ".4f",
+                   "rating MAE": ".4f"},
+                  [(name, m["examples"], m["binary_accuracy"], m.get("binary_accuracy_se"), m.get("rating_accuracy"),
+                    m.get("rating_mae")) for name, m in metrics.items() if isinstance(m, dict) and name != "peers"])
+    if "peers" in metrics:
+        lines += "\n\nClassical peers on the same split (binary accuracy; zoo − peer ± se of the paired difference):\n"
+        lines += table({"peer": "", "subset": "", "peer acc": ".4f", "zoo − peer": "+.4f", "± se": ".4f"},
+                       [(name, subset, row["binary_accuracy"], row["difference"], row["difference_se"])
+                        for name, peer in metrics["peers"].items() for subset, row in peer.items()
+                        if isinstance(row, dict)])
+    return lines
 
 
 class SentimentRecipe(Recipe):
@@ -111,7 +141,8 @@ class SentimentRecipe(Recipe):
         return model.build_text_model(prepared.state["vectorizer"], model.build_ensemble(members), cfg.data.max_tokens)
 
     def evaluate(self, cfg, text_model, splits, prepared, run_dir):
-        return {"metrics": evaluate(text_model, cfg, splits["test"])}
+        metrics = evaluate(text_model, cfg, splits)
+        return {"metrics": metrics, "peers_seconds": metrics.pop("peers_seconds", {})}
 
     def summary(self, report):
         return f"Held-out test split:\n{format_metrics(report['metrics'])}"

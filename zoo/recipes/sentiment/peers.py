@@ -1,0 +1,82 @@
+"""The classical models a user would train instead, fitted on the same training split in the same run.
+
+- ``nbsvm_bi``: NBSVM with word uni+bigrams (Wang & Manning 2012): binarised counts scaled by the naive-Bayes
+  log-count ratio, a linear SVM on them, its weights interpolated towards their mean magnitude (``beta``).
+- ``tfidf_lr``: logistic regression on sublinear TF-IDF of word 1-2-grams and character 2-5-grams (within words).
+
+Both predict the binary polarity (the examples that have one); their regularisation ``C`` is chosen on the validation
+split, never the test split.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+TOKENS = r"(?u)\b\w[\w']*\b|[^\w\s]"  # words (with apostrophes) and single punctuation marks such as "!"
+
+
+class NBSVM:
+    """NBSVM-bi: ``fit(texts, labels)`` (labels 0/1), ``predict(texts)`` → 0/1."""
+
+    def __init__(self, C: float = 1.0, beta: float = 0.25, alpha: float = 1.0):
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        self.C, self.beta, self.alpha = C, beta, alpha
+        self.vectorizer = CountVectorizer(ngram_range=(1, 2), binary=True, token_pattern=TOKENS, lowercase=True)
+
+    def fit(self, texts, labels) -> "NBSVM":
+        from sklearn.svm import LinearSVC
+
+        x, labels = self.vectorizer.fit_transform(texts), np.asarray(labels)
+        p = self.alpha + np.asarray(x[labels == 1].sum(axis=0)).ravel()
+        q = self.alpha + np.asarray(x[labels == 0].sum(axis=0)).ravel()
+        self.ratio = np.log((p / p.sum()) / (q / q.sum()))
+        svm = LinearSVC(C=self.C, max_iter=5000).fit(x.multiply(self.ratio).tocsr(), labels)
+        w = svm.coef_.ravel()
+        self.weights = (1 - self.beta) * np.abs(w).mean() + self.beta * w
+        self.bias = float(svm.intercept_[0])
+        return self
+
+    def predict(self, texts) -> np.ndarray:
+        x = self.vectorizer.transform(texts).multiply(self.ratio).tocsr()
+        return (x @ self.weights + self.bias > 0).astype(np.int64)
+
+
+def tfidf_lr(C: float = 1.0):
+    """The TF-IDF word + character n-gram logistic regression (a scikit-learn pipeline)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+
+    features = make_union(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=TOKENS),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2))
+    return make_pipeline(features, LogisticRegression(C=C, max_iter=2000))
+
+
+PEERS = {"nbsvm_bi": lambda C, cfg: NBSVM(C=C, beta=cfg.nbsvm_beta), "tfidf_lr": lambda C, cfg: tfidf_lr(C)}
+
+
+def fit_peers(cfg, train: tuple, validation: tuple) -> dict:
+    """Each peer fitted on ``train`` = (texts, 0/1 labels) for every ``cfg.c_grid`` value, the one most accurate on
+    ``validation`` kept; returns ``{name: (model, facts)}`` and the seconds each peer's fitting took."""
+    fitted, seconds = {}, {}
+    for name, make in PEERS.items():
+        started, best = time.time(), None
+        for C in cfg.c_grid:
+            peer = make(C, cfg).fit(*train)
+            accuracy = float((peer.predict(validation[0]) == validation[1]).mean())
+            if best is None or accuracy > best[1]:
+                best = (peer, accuracy, C)
+        fitted[name] = (best[0], {"C": best[2], "validation_binary_accuracy": round(best[1], 4)})
+        seconds[name] = round(time.time() - started, 1)
+    return fitted, seconds
+
+
+def paired_difference(zoo_correct: np.ndarray, peer_correct: np.ndarray) -> dict:
+    """Accuracy difference zoo − peer on the same examples, with its standard error (of the paired differences)."""
+    d = zoo_correct.astype(np.float64) - peer_correct.astype(np.float64)
+    return {"difference": float(d.mean()), "difference_se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1
+            else float("nan")}
