@@ -15,7 +15,7 @@ import zoo
 from zoo.config import ConfigError, from_dict
 from zoo.models import TagF1
 from zoo.recipe import load_splits
-from zoo.recipes.ner import data, model, train
+from zoo.recipes.ner import data, model, peers, train
 from zoo.recipes.ner.config import NerConfig
 
 from tests.helpers import predict_after_import_zoo
@@ -220,6 +220,30 @@ def test_conll2003_through_tfds_mock_data(tmp_path):
     assert metrics["texts"] == 6 and set(metrics) >= {"overall"}
 
 
+def test_gazetteer_lookup_is_the_recipes_own_matching():
+    lookup = peers.GazetteerLookup({"location": ["new york"], "first_name": ["jimmy"], "place_code": ["NY"]})
+    rows = lookup([["Jimmy", "loves", "New", "York", "NY", "ny"], ["york"]])
+    assert lookup.names == ["location", "first_name", "place_code"]
+    np.testing.assert_array_equal(rows[0], [[0, 1, 0], [0, 0, 0], [1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 0]])
+    np.testing.assert_array_equal(rows[1], [[0, 0, 0]])  # half an entry is no match
+    features = peers.sentence_features(["Jimmy", "loves", "NY"], rows[0][[0, 1, 4]], lookup.names)
+    assert features[0]["+0:in_first_name"] and features[1]["-1:in_first_name"] and features[1]["+1:in_place_code"]
+    assert features[0]["shape"] == "Xxxxx" and features[0]["suffix2"] == "my" and features[0]["-1:edge"]
+
+
+def test_feature_crf_learns_a_pattern_and_the_paired_bootstrap_scores_it():
+    sentences = [["i", "met", name, "today"] for name in ("Anna", "Bob", "Carl", "Dora")] * 5
+    tags = [["O", "O", "B-person", "O"]] * 20
+    crf = peers.FeatureCRF(c1=0.0, c2=0.01, max_iterations=50).fit(sentences, tags)
+    assert crf.predict([["i", "met", "Eve", "today"]]) == [["O", "O", "B-person", "O"]]
+    gold = [["B-person", "O"], ["O", "B-person"]]
+    counts = peers.entity_counts(gold, [["B-person", "O"], ["O", "O"]])
+    np.testing.assert_array_equal(counts, [[1, 1, 1], [0, 0, 1]])
+    assert peers.f1(counts) == pytest.approx(200 / 3)
+    same = peers.paired_bootstrap(counts, counts, resamples=50)
+    assert same["difference"] == 0 and same["difference_se"] == 0
+
+
 def plain(value):
     """Nested lists with bytes decoded, as the subprocess prints them."""
     if isinstance(value, list):
@@ -256,6 +280,10 @@ def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
     report = zoo.run(train.RECIPE, cfg).report
     assert {"overall", "split", "texts"} <= set(report["metrics"]) and report["metrics"]["texts"] == 24
     assert 0 <= report["metrics"]["overall"]["f1"] <= 100
+    peer = report["peers"]["feature_crf"]  # the classical peer, fitted on the same training split
+    assert peer["texts"] == 24 and 0 <= peer["overall"]["f1"] <= 100 and peer["difference_se"] >= 0
+    assert peer["difference"] == pytest.approx(report["metrics"]["overall"]["f1"] - peer["overall"]["f1"], abs=0.02)
+    assert "Classical peer feature_crf" in train.RECIPE.summary(report)
     saved = report["saved_model"]
     assert saved.endswith("/ner/1")
 

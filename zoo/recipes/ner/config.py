@@ -52,6 +52,17 @@ class ServingConfig(config.TextServingConfig):
 
 
 @dataclasses.dataclass
+class PeersConfig(config.Section):
+    """The feature CRF fitted and scored beside the network in every run (``peers.py``)."""
+
+    enabled: bool = option(True, "also fit a linear-chain feature CRF (sklearn-crfsuite; with the gazetteers when "
+                                 "model.gazetteers) on the training split and score it on the test split")
+    c1: float = option(0.1, "the CRF's L1 regularisation", at_least=0)
+    c2: float = option(0.1, "the CRF's L2 regularisation", at_least=0)
+    max_iterations: int = option(100, "L-BFGS iterations of the CRF", at_least=1)
+
+
+@dataclasses.dataclass
 class NerConfig(config.RecipeConfig):
     """WNUT-16 tweets, word + character BiLSTM + gazetteer features, BiLSTM, CRF head, a 3-member ensemble."""
 
@@ -61,3 +72,4 @@ class NerConfig(config.RecipeConfig):
                                      max_request_bytes=512 << 10)  # the worst legal 1 MiB request took 5.3 s
     train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", epochs=30,
                                         batch_size=16, learning_rate=0.002, early_stopping_patience=5)
+    peers: PeersConfig = section(PeersConfig, "the classical peer scored beside the network")

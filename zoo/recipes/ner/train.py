@@ -11,7 +11,7 @@ import tensorflow as tf
 from zoo.data.pipeline import bucket_boundaries, bucketed_batches
 from zoo.models import average_taggers
 from zoo.recipe import Prepared, Recipe
-from zoo.recipes.ner import data, model
+from zoo.recipes.ner import data, model, peers
 from zoo.recipes.ner.config import NerConfig
 from zoo.report import table
 
@@ -58,18 +58,12 @@ def predict_tags(tagger: keras.Model, token_lists: list[list[bytes]], batch_size
     return predicted
 
 
-def evaluate(tagger: keras.Model, cfg: NerConfig, split: tf.data.Dataset, name: str = "test") -> dict:
+def entity_metrics(gold: list[list[str]], guess: list[list[str]], name: str) -> dict:
     """Entity-level precision/recall/F1 (seqeval, CoNLL rules) per type and micro-averaged overall, in percent."""
     from seqeval.metrics import classification_report
 
-    names = data.tag_names(cfg.data)
-    examples = list(split.as_numpy_iterator())
-    token_lists = [list(ex["tokens"][:cfg.data.max_tokens]) for ex in examples]
-    predicted = predict_tags(tagger, token_lists)
-    gold = [[names[t] for t in ex["tags"][:cfg.data.max_tokens]] for ex in examples]
-    guess = [[names[t] for t in row] for row in predicted]
     report = classification_report(gold, guess, output_dict=True, zero_division=0)
-    metrics = {"split": name, "texts": len(examples), "tokens": sum(map(len, gold))}
+    metrics = {"split": name, "texts": len(gold), "tokens": sum(map(len, gold))}
     for kind, row in report.items():
         if kind in ("macro avg", "weighted avg"):
             continue
@@ -77,6 +71,35 @@ def evaluate(tagger: keras.Model, cfg: NerConfig, split: tf.data.Dataset, name: 
             "precision": round(100 * float(row["precision"]), 2), "recall": round(100 * float(row["recall"]), 2),
             "f1": round(100 * float(row["f1-score"]), 2), "entities": int(row["support"])}
     return metrics
+
+
+def gold_tags(cfg: NerConfig, split: tf.data.Dataset) -> tuple[list[list[bytes]], list[list[str]]]:
+    """(token lists, tag-name lists) of a split, cut to ``data.max_tokens`` as the served model reads them."""
+    names = data.tag_names(cfg.data)
+    examples = list(split.as_numpy_iterator())
+    return ([list(ex["tokens"][:cfg.data.max_tokens]) for ex in examples],
+            [[names[t] for t in ex["tags"][:cfg.data.max_tokens]] for ex in examples])
+
+
+def evaluate(tagger: keras.Model, cfg: NerConfig, split: tf.data.Dataset, name: str = "test",
+             with_tags: bool = False):
+    """``entity_metrics`` of ``tagger`` on ``split`` (and, ``with_tags``, the gold and predicted tag lists)."""
+    names = data.tag_names(cfg.data)
+    token_lists, gold = gold_tags(cfg, split)
+    guess = [[names[t] for t in row] for row in predict_tags(tagger, token_lists)]
+    metrics = entity_metrics(gold, guess, name)
+    return (metrics, gold, guess) if with_tags else metrics
+
+
+def score_peer(cfg: NerConfig, splits: dict, gold: list[list[str]], guess: list[list[str]], gazetteers) -> dict:
+    """The feature CRF fitted on the training split and scored on the test split beside the network's ``guess``."""
+    train_tokens, train_tags = gold_tags(cfg, splits["train"])
+    decode = lambda lists: [[t.decode() for t in tokens] for tokens in lists]  # noqa: E731
+    crf, seconds = peers.fit_crf(cfg.peers, decode(train_tokens), train_tags, gazetteers)
+    crf_guess = crf.predict(decode(gold_tags(cfg, splits["test"])[0]))
+    return {"feature_crf": {**entity_metrics(gold, crf_guess, "test"), "seconds": seconds,
+                            **peers.paired_bootstrap(peers.entity_counts(gold, guess),
+                                                     peers.entity_counts(gold, crf_guess))}}
 
 
 def tune_background_bias(tagger: keras.Model, cfg: NerConfig, validation: tf.data.Dataset) -> dict[float, float]:
@@ -130,8 +153,11 @@ class NerRecipe(Recipe):
         return tagger
 
     def evaluate(self, cfg, tagger, splits, prepared, run_dir):
-        report = {"metrics": evaluate(tagger, cfg, splits["test"]), "background_bias": tagger.background_bias,
+        metrics, gold, guess = evaluate(tagger, cfg, splits["test"], with_tags=True)
+        report = {"metrics": metrics, "background_bias": tagger.background_bias,
                   "validation_f1_by_background_bias": prepared.state["bias_scores"]}
+        if cfg.peers.enabled:
+            report["peers"] = score_peer(cfg, splits, gold, guess, prepared.state["gazetteers"])
         members = prepared.state["members"]
         if len(members) > 1:  # what the ensemble adds over its members (each decoded without bias)
             report["member_f1"] = {split: [evaluate(m, cfg, splits[split], split)["overall"]["f1"] for m in members]
@@ -144,6 +170,10 @@ class NerRecipe(Recipe):
         if "member_f1" in report:
             text += (f"\nmembers' entity F1, validation {report['member_f1']['validation']}, "
                      f"test {report['member_f1']['test']}")
+        for name, peer in report.get("peers", {}).items():
+            text += (f"\n\nClassical peer {name} on the same split (fitted in {peer['seconds']:.0f} s):\n"
+                     f"{format_metrics(peer)}\nzoo − {name}: {peer['difference']:+.2f} F1 "
+                     f"± {peer['difference_se']:.2f} (paired bootstrap se); zoo F1 se {peer['zoo_f1_se']:.2f}")
         return text
 
     def endpoints(self, cfg, tagger):
