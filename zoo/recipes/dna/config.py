@@ -61,10 +61,10 @@ class BaselineConfig(config.Section):
 class ServingConfig(config.ServingConfig):
     """Bounds of ``serving_default(sequence)``."""
 
-    max_input_bases: int = option(30_000, "longest sequence the served signature accepts (longer: a clear error)",
+    max_input_bases: int = option(15_000, "longest sequence the served signature accepts (longer: a clear error)",
                                   at_least=1)
     max_exons: int = option(256, "predicted exon intervals returned per served sequence", at_least=1)
-    max_request_bases: int = option(30_000, "most bases in one request, all sequences together (a larger request "
+    max_request_bases: int = option(15_000, "most bases in one request, all sequences together (a larger request "
                                              "is refused before any work)", at_least=1)
 
 
