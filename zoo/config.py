@@ -172,6 +172,14 @@ class EnsembleConfig(Section):
 
 
 @dataclasses.dataclass
+class PeerConfig(Section):
+    """The classical model(s) a user would pick instead, fitted on the same split and scored beside the network."""
+
+    enabled: bool = option(True, "also fit the classical peer(s) on the training split and score them on the test "
+                                 "split beside the network")
+
+
+@dataclasses.dataclass
 class ServingConfig(Section):
     """Bounds of the exported signatures, checked in the graph before any other work."""
 

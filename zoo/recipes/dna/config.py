@@ -47,10 +47,9 @@ class ModelConfig(config.RecurrentConfig):
 
 
 @dataclasses.dataclass
-class BaselineConfig(config.Section):
+class BaselineConfig(config.PeerConfig):
     """The k-mer logistic-regression baseline scored beside the model."""
 
-    enabled: bool = option(True, "also fit and score the k-mer logistic-regression baseline")
     k: int = option(4, "longest k-mer counted (all k-mers of length 1..k; 4^k features per length)",
                     choices=range(1, 7))
     context: int = option(48, "bases counted on each side of the labelled base", at_least=1)

@@ -52,11 +52,9 @@ class ServingConfig(config.TextServingConfig):
 
 
 @dataclasses.dataclass
-class PeersConfig(config.Section):
-    """The feature CRF fitted and scored beside the network in every run (``peers.py``)."""
+class PeersConfig(config.PeerConfig):
+    """The linear-chain feature CRF (sklearn-crfsuite; with the gazetteers when ``model.gazetteers``), ``peers.py``."""
 
-    enabled: bool = option(True, "also fit a linear-chain feature CRF (sklearn-crfsuite; with the gazetteers when "
-                                 "model.gazetteers) on the training split and score it on the test split")
     c1: float = option(0.1, "the CRF's L1 regularisation", at_least=0)
     c2: float = option(0.1, "the CRF's L2 regularisation", at_least=0)
     max_iterations: int = option(100, "L-BFGS iterations of the CRF", at_least=1)

@@ -41,11 +41,9 @@ class ServingConfig(config.TextServingConfig):
 
 
 @dataclasses.dataclass
-class PeersConfig(config.Section):
-    """The classical peers fitted and scored beside the network in every run (``peers.py``)."""
+class PeersConfig(config.PeerConfig):
+    """NBSVM-bi and TF-IDF logistic regression, ``peers.py``."""
 
-    enabled: bool = option(True, "also fit NBSVM-bi and TF-IDF logistic regression on the training split and score "
-                                 "them on the test split beside the network")
     nbsvm_beta: float = option(0.25, "NBSVM's interpolation towards the mean weight (Wang & Manning: 0.25)",
                                fraction=True)
     c_grid: list[float] = option([0.03, 0.1, 0.3, 1.0, 3.0, 10.0], "regularisation values tried for each peer; "
