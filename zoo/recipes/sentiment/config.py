@@ -46,8 +46,8 @@ class PeersConfig(config.PeerConfig):
 
     nbsvm_beta: float = option(0.25, "NBSVM's interpolation towards the mean weight (Wang & Manning: 0.25)",
                                fraction=True)
-    c_grid: list[float] = option([0.03, 0.1, 0.3, 1.0, 3.0, 10.0], "regularisation values tried for each peer; "
-                                                                  "the best on the validation split is kept")
+    c_grid: list[float] = option([0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0], "regularisation values tried "
+                                 "for each peer; the best on the validation split is kept")
 
 
 @dataclasses.dataclass
