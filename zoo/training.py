@@ -135,7 +135,7 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
     Args:
         backup_dir: str or Path, the directory this callback owns.
         replayed: callbacks whose ``on_epoch_end(epoch, logs)`` rebuilds their state from the logs.
-        train_ds: the ``CountedDataset`` that training reads (set before training starts).
+        train_ds: the ``CountedDataset`` that training reads (set before training starts; None: no replay).
         endless: whether ``train_ds`` is an endless stream, whose one iterator serves every epoch.
         swap: the run's ``SwapEMAWeights`` callback, if any: the backup holds the raw weights as the model variables
             (swapping the averaged ones back out when they are in at the epoch's end).
@@ -175,8 +175,9 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
         if averaged_in:
             self.swap._swap_variables()
         seeds = {f"{i}:{v.path}": keras.ops.convert_to_numpy(v).tolist() for i, v in enumerate(self._seed_states())}
+        opened = self.train_ds.count[0] if self.train_ds is not None else 0
         (staging / self.STATE).write_text(json.dumps({"epoch": epoch, "seeds": seeds, "logs": self.epoch_logs,
-                                                      "opened": self.train_ds.count[0]}))
+                                                      "opened": opened}))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
         for older in root.glob("epoch_*"):
@@ -215,7 +216,8 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.model.optimizer.learning_rate.assign(learning_rate)
             # The loop opens an iterator right after this call: for a finite set the epoch's next one, for a stream
             # the one the interrupted run had open all along.
-            self.train_ds.catch_up(self._opened - (1 if self.endless else 0))
+            if self.train_ds is not None:
+                self.train_ds.catch_up(self._opened - (1 if self.endless else 0))
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_logs.append({k: float(v) for k, v in (logs or {}).items()})
