@@ -241,7 +241,8 @@ def test_served_model_handles_bad_inputs(smoke_run):
         answer(np.zeros((1, 100)), [101])
     longest = int(cfg.serving.max_input_seconds * SAMPLE_RATE)
     clips = cfg.serving.max_request_samples // longest + 1  # each clip legal, the batch over the budget
-    with pytest.raises(tf.errors.InvalidArgumentError, match="request too large: at most 8000000 audio samples"):
+    budget = cfg.serving.max_request_samples
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"request too large: at most {budget} audio samples"):
         answer(np.zeros((clips, longest), np.float32), [longest] * clips)
     with pytest.raises(tf.errors.InvalidArgumentError, match="one entry per row"):
         answer(np.zeros((2, 100)), [100])

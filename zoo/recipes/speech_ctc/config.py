@@ -109,8 +109,8 @@ class ServingConfig(config.ServingConfig):
     """Bounds of ``serving_default(audio, lengths)``."""
 
     max_input_seconds: float = option(60.0, "longest input the served model accepts (longer requests are rejected)")
-    max_request_samples: int = option(8_000_000, "most audio samples in one request: clips × samples of the padded "
-                                                 "batch (500 s at 16 kHz; a larger request is refused before any "
+    max_request_samples: int = option(2_880_000, "most audio samples in one request: clips × samples of the padded "
+                                                 "batch (180 s at 16 kHz; a larger request is refused before any "
                                                  "work)", at_least=1)
 
     def __post_init__(self):
