@@ -393,7 +393,8 @@ def fit_members(size: int, build, train_ds: tf.data.Dataset, val_ds: tf.data.Dat
         if finished.is_file():
             print(f"{member_dir}: already trained, reusing it")
             member.load_weights(finished)
-            train_ds.catch_up(json.loads(opened.read_text())["opened"])
+            if opened.is_file():  # absent for a member finished by an older zoo: its shuffle count is unknown
+                train_ds.catch_up(json.loads(opened.read_text())["opened"])
         else:
             history = fit(member, train_ds, val_ds, train, member_dir, monitor=monitor, mode=mode,
                           steps_per_epoch=steps_per_epoch)
