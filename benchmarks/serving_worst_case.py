@@ -96,9 +96,11 @@ def worst_request(recipe: str, cfg: dict, rng, signature: str = "serving_default
         pitches = cfg["data"].get("num_pitches", 88)
         shape = (count, 0, pitches) if cfg["data"]["representation"] == "roll" else (count, 0)
         common = {"temperature": np.float32(1.0), "top_k": np.int32(0), "random_seed": np.int64(1)}
-        return ({"seed": np.zeros((1,) + shape[1:], np.int32), "num_steps": np.int32(8), **common},
-                {"seed": np.zeros(shape, np.int32), "num_steps": np.int32(steps), **common},
-                f"{count} pieces of {steps} steps")
+        small = {"seed": np.zeros((1,) + shape[1:], np.int32), "num_steps": np.int32(8), **common}
+        worst = {"seed": np.zeros(shape, np.int32), "num_steps": np.int32(steps), **common}
+        if cfg["data"].get("condition", "none") != "none":  # one class per piece
+            small["condition"], worst["condition"] = np.zeros(1, np.int32), np.zeros(count, np.int32)
+        return small, worst, f"{count} pieces of {steps} steps"
     raise SystemExit(f"unknown recipe {recipe!r}")
 
 

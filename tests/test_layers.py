@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.layers import MaskedPooling, PaddingMask, RecurrentStack, SequenceInput, guard_fully_masked_rows
+from zoo.layers import AppendToSteps, MaskedPooling, PaddingMask, RecurrentStack, SequenceInput, guard_fully_masked_rows
 
 RNG = np.random.default_rng(0)
 
@@ -39,7 +39,19 @@ def test_padding_mask_of_ids_and_strings():
     assert PaddingMask("")(tf.constant([["a", ""]])).numpy().tolist() == [[True, False]]
 
 
+def test_append_to_steps_repeats_the_vector_on_every_step_and_keeps_the_mask():
+    steps, vector = tf.random.normal((2, 4, 3)), tf.constant([[1.0, 2.0], [3.0, 4.0]])
+    mask = tf.sequence_mask([4, 2], 4)
+    layer = AppendToSteps()
+    out = layer(steps, vector)
+    assert out.shape == (2, 4, 5) and layer.compute_output_shape((2, None, 3), (2, 2)) == (2, None, 5)
+    np.testing.assert_array_equal(out[:, :, :3], steps)
+    np.testing.assert_array_equal(out[:, :, 3:], np.repeat(vector.numpy()[:, None], 4, axis=1))
+    np.testing.assert_array_equal(layer.compute_mask(steps, vector, mask=mask), mask)
+
+
 @pytest.mark.parametrize("layer", [
+    AppendToSteps(),
     SequenceInput(pad_value=-1),
     RecurrentStack("gru", 4, num_layers=2, bidirectional=True, merge_mode="sum", dropout=0.2, residual=True),
     MaskedPooling(["last", "max"]),

@@ -54,10 +54,18 @@ def nets(tfds_dir):
     return result
 
 
-def call(fn, seed, num_steps=8, temperature=1.0, top_k=0, random_seed=1):
-    out = fn(tf.constant(seed, tf.int32), tf.constant(num_steps, tf.int32), tf.constant(temperature, tf.float32),
-             tf.constant(top_k, tf.int32), tf.constant(random_seed, tf.int64))
-    return next(iter(out.values())).numpy()
+def arguments(fn, seed, num_steps=8, temperature=1.0, top_k=0, random_seed=1, condition=0):
+    """The positional arguments of a generate function; ``condition`` (one class for all seeds, or one per seed)
+    only where the function takes one."""
+    args = [tf.constant(seed, tf.int32), tf.constant(num_steps, tf.int32), tf.constant(temperature, tf.float32),
+            tf.constant(top_k, tf.int32), tf.constant(random_seed, tf.int64)]
+    if len(fn.input_signature) > len(args):
+        args.append(tf.constant(np.broadcast_to(np.asarray(condition, np.int32), [len(seed)])))
+    return args
+
+
+def call(fn, seed, **kwargs):
+    return next(iter(fn(*arguments(fn, seed, **kwargs)).values())).numpy()
 
 
 def empty_seed(cfg, batch=2):
@@ -118,10 +126,11 @@ def test_key_normalisation_moves_a_g_major_scale_to_c():
 @pytest.mark.parametrize("representation", ["roll", "events"])
 def test_transposition_only_in_training_and_keeps_notes_in_range(tfds_dir, representation):
     cfg = tiny_cfg(tfds_dir, representation, data={"transpose": 6})
-    sequence = data.sequences(cfg.data, "train")[0]
-    evaluation = data.to_example(cfg.data, training=False)(tf.constant(sequence))
+    sequence, cls = data.sequences(cfg.data, "train")[0]
+    evaluation = data.to_example(cfg.data, training=False)(tf.constant(sequence), tf.constant(cls))
     np.testing.assert_array_equal(evaluation[1], sequence)
-    shifted = [data.to_example(cfg.data, training=True)(tf.constant(sequence))[1].numpy() for _ in range(8)]
+    shifted = [data.to_example(cfg.data, training=True)(tf.constant(sequence), tf.constant(cls))[1].numpy()
+               for _ in range(8)]
     if representation == "roll":
         assert all(s.sum() == sequence.sum() for s in shifted)  # nothing wrapped around or fell off
     else:
@@ -138,17 +147,19 @@ def test_shapes_and_masking_invariance(nets, representation):
         sequence = (rng.random((7, cfg.data.num_pitches)) < 0.05).astype(np.uint8)
     else:
         sequence = rng.integers(data.NOTE_OFF, data.vocab_size(cfg.data), 7).astype(np.int32)
-    inputs = example(tf.constant(sequence))[0]["inputs"]
-    alone = net({"inputs": inputs[None], "lengths": tf.constant([7])}).numpy()
+    inputs = example(tf.constant(sequence), tf.constant(1))[0]["inputs"]
+    alone = net({"inputs": inputs[None], "lengths": tf.constant([7]), "condition": tf.constant([1])}).numpy()
     assert alone.shape == (1, 7, model.output_width(cfg))
     padded = tf.concat([inputs, tf.ones_like(inputs)[:5] * (2 if representation == "events" else 1)], 0)[None]
-    in_batch = net({"inputs": tf.concat([padded, padded], 0), "lengths": tf.constant([7, 12])}).numpy()
+    in_batch = net({"inputs": tf.concat([padded, padded], 0), "lengths": tf.constant([7, 12]),
+                    "condition": tf.constant([1, 0])}).numpy()
     np.testing.assert_allclose(in_batch[0, :7], alone[0], atol=1e-5)  # padding content cannot leak in
 
 
 def test_keras_round_trip(nets, tmp_path):
     cfg, net, _ = nets["roll"]
-    inputs = {"inputs": tf.random.uniform((2, 5, model.input_width(cfg))), "lengths": tf.constant([5, 3])}
+    inputs = {"inputs": tf.random.uniform((2, 5, model.input_width(cfg))), "lengths": tf.constant([5, 3]),
+              "condition": tf.constant([0, 1])}
     net.save(tmp_path / "m.keras")
     reloaded = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(reloaded(inputs).numpy(), net(inputs).numpy(), atol=1e-6)
@@ -169,10 +180,11 @@ def test_low_temperature_is_greedy_and_matches_teacher_forcing(nets, variant):
     with the full-sequence forward pass on it (residuals and stacked layers included)."""
     cfg, net, fn = nets[variant]
     representation = cfg.data.representation
-    greedy = call(fn, empty_seed(cfg, 1), num_steps=10, temperature=0.0)
-    np.testing.assert_array_equal(call(fn, empty_seed(cfg, 1), num_steps=10, temperature=1e-6, random_seed=9), greedy)
-    inputs = data.to_example(cfg.data, training=False)(tf.constant(greedy[0]))[0]["inputs"]
-    logits = net({"inputs": inputs[None], "lengths": tf.constant([10])}).numpy()[0]
+    greedy = call(fn, empty_seed(cfg, 1), num_steps=10, temperature=0.0, condition=1)
+    np.testing.assert_array_equal(
+        call(fn, empty_seed(cfg, 1), num_steps=10, temperature=1e-6, random_seed=9, condition=1), greedy)
+    inputs = data.to_example(cfg.data, training=False)(tf.constant(greedy[0]), tf.constant(1))[0]
+    logits = net({name: tensor[None] for name, tensor in inputs.items()}).numpy()[0]
     if representation == "roll":
         np.testing.assert_array_equal((logits > 0).astype(np.int32), greedy[0])
     else:
@@ -211,6 +223,29 @@ def test_bad_seeds_are_invalid_arguments(nets, representation, seed, message):
     _, _, fn = nets[representation]
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         call(fn, seed.astype(np.int32))
+
+
+@pytest.mark.parametrize("condition, message", [
+    ([2, 0], "condition: classes are 0 = major, 1 = minor"),
+    ([-1, 0], "condition: classes are"),
+    ([0], "condition: one class per seed"),
+    ([0, 1, 1], "condition: one class per seed"),
+])
+def test_bad_conditions_are_invalid_arguments(nets, condition, message):
+    cfg, _, fn = nets["roll"]
+    args = arguments(fn, empty_seed(cfg, 2))
+    args[-1] = tf.constant(condition, tf.int32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        fn(*args)
+
+
+def test_the_condition_reaches_the_network_and_only_its_own_piece(nets):
+    cfg, net, fn = nets["events"]
+    inputs = {"inputs": tf.constant([[data.START, 9, 9]]), "lengths": tf.constant([3])}
+    by_class = [net({**inputs, "condition": tf.constant([c])}).numpy() for c in (0, 1)]
+    assert np.abs(by_class[0] - by_class[1]).max() > 1e-4
+    seed = empty_seed(cfg, 2)
+    np.testing.assert_array_equal(call(fn, seed, condition=[1, 1])[0], call(fn, seed, condition=[1, 0])[0])
 
 
 def test_the_whole_batch_is_within_the_cost_budget(nets):
@@ -267,20 +302,37 @@ def test_in_graph_events_decoding_matches_the_python_one(tfds_dir):
 def test_generate_audio_returns_the_synthesis_of_the_generated_roll_within_its_budget(nets):
     cfg, _, fn = nets["roll_audio"]
     step = synth.samples_per_step(cfg.data.steps_per_quarter, cfg.generate.tempo_bpm)
-    out = fn(tf.constant(empty_seed(cfg, 2)), tf.constant(5), tf.constant(1.0), tf.constant(0),
-             tf.constant(3, tf.int64))
+    out = fn(*arguments(fn, empty_seed(cfg, 2), num_steps=5, random_seed=3))
     assert out["audio"].shape == (2, 5 * step) and np.isfinite(out["audio"].numpy()).all()
     np.testing.assert_allclose(out["audio"].numpy(), synth.synthesize(out["roll"], None, 21, step).numpy(), atol=1e-6)
-    np.testing.assert_array_equal(out["roll"].numpy(), call(nets["roll"][2], empty_seed(cfg, 2), 5, random_seed=3))
+    np.testing.assert_array_equal(out["roll"].numpy(),
+                                  call(nets["roll"][2], empty_seed(cfg, 2), num_steps=5, random_seed=3))
     small = dataclasses.replace(cfg, serving=dataclasses.replace(cfg.serving, max_request_audio_seconds=3.0))
     tight = model.make_generate_fn(nets["roll_audio"][1], small, audio=True)
     seconds = step / synth.SAMPLE_RATE
     fits = int(3.0 // seconds)
-    assert tight(tf.constant(empty_seed(cfg, 1)), tf.constant(fits), tf.constant(1.0), tf.constant(0),
-                 tf.constant(1, tf.int64))["audio"].shape[1] == fits * step
+    assert tight(*arguments(tight, empty_seed(cfg, 1), num_steps=fits))["audio"].shape[1] == fits * step
     with pytest.raises(tf.errors.InvalidArgumentError, match="samples of audio .*max_request_audio_seconds"):
-        tight(tf.constant(empty_seed(cfg, 2)), tf.constant(fits), tf.constant(1.0), tf.constant(0),
-              tf.constant(1, tf.int64))  # each piece fits, the two do not
+        tight(*arguments(tight, empty_seed(cfg, 2), num_steps=fits))  # each piece fits, the two do not
+
+
+def test_a_trained_model_follows_its_condition(tfds_dir):
+    """Trained on a corpus where class 0 pieces use E (C major's third) and class 1 pieces E-flat (C minor's),
+    generation with each class plays that class' third: the conditioning is learnt, not only wired."""
+    keras.utils.set_random_seed(3)
+    cfg = tiny_cfg(tfds_dir, "events", model={"units": 24})
+    rng = np.random.default_rng(3)
+    c, e, e_flat, g = (data.FIRST_PITCH_TOKEN + p - cfg.data.low_pitch for p in (60, 64, 63, 67))
+    examples = [(rng.choice([c, g, [e, e_flat][cls]], 24).astype(np.int32), cls) for cls in (0, 1) * 32]
+    train_ds, _ = train.make_datasets(cfg, examples, examples[:2])
+    net = model.build_model(cfg)
+    net.compile(optimizer=keras.optimizers.Adam(0.02),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.fit(train_ds, epochs=20, verbose=0)
+    fn = model.make_generate_fn(net, cfg)
+    for cls, own, other in ((0, e, e_flat), (1, e_flat, e)):
+        tokens = call(fn, empty_seed(cfg, 4), num_steps=24, condition=cls)
+        assert (tokens == own).sum() > 10 * max(1, (tokens == other).sum()), (cls, np.bincount(tokens.ravel()))
 
 
 def test_midi_round_trip_of_a_corpus_piece(tfds_dir, tmp_path):
@@ -309,7 +361,12 @@ def test_end_to_end_train_evaluate_generate_export(tfds_dir, tmp_path):
     assert 0 < report["metrics"]["nll"] < cfg.data.num_pitches  # better than nothing-learnt log 2 per pitch
     assert 0 <= report["samples"]["pitch_class_distance"] <= 1
     files = report["samples"]["files"]
-    assert len(files) == 3 * cfg.generate.num_samples  # .mid, .wav and .png of each sample
+    assert len(files) == 3 * 2 * cfg.generate.num_samples  # .mid, .wav and .png of each sample of both classes
+    assert sum("/minor_" in f for f in files) == 3 * cfg.generate.num_samples
+    per_class = report["samples"]["per_class"]
+    assert set(per_class) == {"major", "minor"} == set(report["metrics"]["per_class"])
+    assert set(per_class["minor"]["pitch_class_distance_to"]) == {"major", "minor"}
+    assert per_class["minor"]["pitch_class_distance_to"]["minor"] == per_class["minor"]["pitch_class_distance"]
     step = synth.samples_per_step(cfg.data.steps_per_quarter, cfg.generate.tempo_bpm)
     for mid in (f for f in files if f.endswith(".mid")):
         assert pretty_midi.PrettyMIDI(mid).instruments and music21.converter.parse(mid).highestTime > 0
@@ -334,16 +391,19 @@ def test_end_to_end_train_evaluate_generate_export(tfds_dir, tmp_path):
         import numpy as np, tensorflow as tf
         serve = tf.saved_model.load({report['saved_model']!r}).signatures["serving_default"]
         out = serve(seed=tf.constant(np.load({str(tmp_path / 'seed.npy')!r})), num_steps=tf.constant(9),
-                    temperature=tf.constant(0.8), top_k=tf.constant(5), random_seed=tf.constant(11, tf.int64))
+                    temperature=tf.constant(0.8), top_k=tf.constant(5), random_seed=tf.constant(11, tf.int64),
+                    condition=tf.constant([0, 1]))
         np.save({str(tmp_path / 'served.npy')!r}, out["roll"].numpy())
         sound = tf.saved_model.load({report['saved_model']!r}).signatures["generate_audio"](
             seed=tf.constant(np.load({str(tmp_path / 'seed.npy')!r})), num_steps=tf.constant(9),
-            temperature=tf.constant(0.8), top_k=tf.constant(5), random_seed=tf.constant(11, tf.int64))
+            temperature=tf.constant(0.8), top_k=tf.constant(5), random_seed=tf.constant(11, tf.int64),
+            condition=tf.constant([0, 1]))
         np.save({str(tmp_path / 'sound.npy')!r}, sound["audio"].numpy())
         assert (sound["roll"].numpy() == out["roll"].numpy()).all()
         try:
             serve(seed=tf.constant(np.load({str(tmp_path / 'seed.npy')!r})), num_steps=tf.constant(10**6),
-                  temperature=tf.constant(1.0), top_k=tf.constant(0), random_seed=tf.constant(1, tf.int64))
+                  temperature=tf.constant(1.0), top_k=tf.constant(0), random_seed=tf.constant(1, tf.int64),
+                  condition=tf.constant([0, 1]))
         except tf.errors.InvalidArgumentError as e:
             print("REJECTED", "num_steps must be <=" in str(e))
     """)
@@ -351,7 +411,7 @@ def test_end_to_end_train_evaluate_generate_export(tfds_dir, tmp_path):
                             env={"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "REJECTED True" in result.stdout
-    in_memory = train.generate(keras.models.load_model(report["model"]), cfg, seed, 9, 0.8, 5, 11)
+    in_memory = train.generate(keras.models.load_model(report["model"]), cfg, seed, 9, 0.8, 5, 11, [0, 1])
     np.testing.assert_array_equal(np.load(tmp_path / "served.npy"), in_memory)
     sound = np.load(tmp_path / "sound.npy")  # served from the process without zoo
     assert sound.shape == (2, 9 * step) and np.isfinite(sound).all()

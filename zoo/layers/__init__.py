@@ -1,5 +1,6 @@
 """Shared Keras 3 building blocks. Every layer is registered under the ``zoo`` package for `.keras` round trips."""
 
+from zoo.layers.append_to_steps import AppendToSteps
 from zoo.layers.attention import Attention
 from zoo.layers.crf import CRF
 from zoo.layers.ctc import CTC
@@ -9,5 +10,5 @@ from zoo.layers.recurrent_stack import RecurrentStack, guard_fully_masked_rows
 from zoo.layers.sequence_input import SequenceInput
 from zoo.layers.time_folded import TimeFolded
 
-__all__ = ["Attention", "CRF", "CTC", "MaskedPooling", "PaddingMask", "RecurrentStack", "SequenceInput", "TimeFolded",
-           "guard_fully_masked_rows"]
+__all__ = ["AppendToSteps", "Attention", "CRF", "CTC", "MaskedPooling", "PaddingMask", "RecurrentStack",
+           "SequenceInput", "TimeFolded", "guard_fully_masked_rows"]

@@ -9,6 +9,7 @@ from zoo.config import option, require, section
 # distributed with music21). Folk: O'Neill's "Music of Ireland" (1850, public domain) as ABC transcriptions
 # (``corpus/oneills1850``). Essen folk songs are non-commercial only and are deliberately not offered.
 REPRESENTATIONS = ("roll", "events")
+CONDITIONS = ("mode", "none")
 
 
 @dataclasses.dataclass
@@ -32,6 +33,9 @@ class DataConfig(config.SequenceDataConfig):
                                "validation NLL 10.60 vs 9.76 at epoch 6)", at_least=0)
     max_pieces: int = option(0, "parse only the first N pieces of the corpus (0 = all); a separate cached dataset",
                              at_least=0)
+    condition: str = option("mode", "the class integer that generation is conditioned on: mode (0 = major, "
+                                     "1 = minor, from the Krumhansl-Kessler key estimate of each piece) | none",
+                            choices=CONDITIONS)
     max_steps: int = option(512, "pieces longer than this many steps are cut into chunks of at most this length "
                                  "(>= 2: an input and a next step)", at_least=2)
 
@@ -44,6 +48,11 @@ class DataConfig(config.SequenceDataConfig):
     def num_pitches(self) -> int:
         return self.high_pitch - self.low_pitch + 1
 
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The names of the condition's classes, by class integer (``condition`` none: no classes)."""
+        return {"mode": ("major", "minor"), "none": ()}[self.condition]
+
 
 @dataclasses.dataclass
 class ModelConfig(config.RecurrentConfig):
@@ -52,14 +61,16 @@ class ModelConfig(config.RecurrentConfig):
     embedding_dim: int = option(0, "event embedding width (events) / input projection width (roll; 0 = none)",
                                 at_least=0)
     input_dropout: float = option(0.0, "dropout on the (embedded) inputs", fraction=True)
+    condition_dim: int = option(8, "width of the learned embedding of the class integer (data.condition), "
+                                   "appended to every input step", at_least=1)
 
 
 @dataclasses.dataclass
 class GenerateConfig(config.Section):
     """The samples written after training (MIDI and piano-roll images)."""
 
-    num_samples: int = option(4, "pieces generated after training (half from nothing, half from held-out seeds)",
-                              at_least=1)
+    num_samples: int = option(8, "pieces generated after training per class of data.condition (half from nothing, "
+                                 "half from held-out seeds of the class)", at_least=1)
     num_steps: int = option(64, "steps generated per piece", at_least=1)
     seed_steps: int = option(8, "steps of a held-out piece used as the seed of the seeded samples", at_least=0)
     temperature: float = option(1.0, "sampling temperature (0 = greedy)", at_least=0)

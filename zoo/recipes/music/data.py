@@ -158,18 +158,20 @@ _MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39,
 _MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 
-def tonic_pitch_class(notes: np.ndarray) -> int:
-    """Tonic of the best-correlating major or minor key profile for the duration-weighted pitch classes."""
+def estimate_key(notes: np.ndarray) -> tuple[int, int]:
+    """``(tonic pitch class, mode)`` (mode 0 = major, 1 = minor) of the best-correlating Krumhansl-Kessler key
+    profile for the duration-weighted pitch classes."""
     histogram = np.bincount(notes[:, 0].astype(np.int64) % 12, weights=notes[:, 2] - notes[:, 1], minlength=12)
     scores = [np.corrcoef(histogram, np.roll(profile, tonic))[0, 1]
               for profile in (_MAJOR_PROFILE, _MINOR_PROFILE) for tonic in range(12)]
-    return int(np.nanargmax(scores)) % 12
+    best = int(np.nanargmax(scores))
+    return best % 12, best // 12
 
 
 def to_c(notes: np.ndarray) -> np.ndarray:
     """Transposes a piece to C major / C minor by the smallest shift (-6..+5 semitones), as Allan & Williams (2005)
     did for the JSB benchmark data."""
-    shift = -((tonic_pitch_class(notes) + 6) % 12 - 6)
+    shift = -((estimate_key(notes)[0] + 6) % 12 - 6)
     return np.concatenate([notes[:, :1] + shift, notes[:, 1:]], axis=1)
 
 
@@ -253,6 +255,11 @@ def encode(notes: np.ndarray, cfg: DataConfig) -> np.ndarray:
     return to_roll(notes, cfg) if cfg.representation == "roll" else to_events(notes, cfg)
 
 
+def piece_class(notes: np.ndarray, cfg: DataConfig) -> int:
+    """The class integer of a piece under ``data.condition`` (0 when there is no condition)."""
+    return estimate_key(notes)[1] if cfg.condition == "mode" else 0
+
+
 def chunks(sequence: np.ndarray, max_steps: int) -> list[np.ndarray]:
     """Consecutive pieces of at most ``max_steps`` steps (dropping a last piece too short to predict anything)."""
     return [sequence[i:i + max_steps] for i in range(0, len(sequence), max_steps) if len(sequence) - i >= 2]
@@ -275,10 +282,11 @@ def transpose(sequence: tf.Tensor, cfg: DataConfig, max_shift: int) -> tf.Tensor
 
 
 def to_example(cfg: DataConfig, training: bool):
-    """Maps a roll or token sequence to ``({"inputs", "lengths"}, targets, per-step weights)`` for next-step
-    prediction: the inputs are a start step followed by the sequence without its last step."""
+    """Maps a roll or token sequence and its class to ``({"inputs", "lengths"[, "condition"]}, targets, per-step
+    weights)`` for next-step prediction: the inputs are a start step followed by the sequence without its last
+    step; ``condition`` (the class integer) is there when ``data.condition`` is not none."""
 
-    def fn(sequence):
+    def fn(sequence, condition):
         if training and cfg.transpose:
             sequence = transpose(sequence, cfg, cfg.transpose)
         steps = tf.shape(sequence)[0]
@@ -290,39 +298,47 @@ def to_example(cfg: DataConfig, training: bool):
         else:
             inputs = tf.concat([[START], sequence[:-1]], axis=0)
             targets = sequence
-        return {"inputs": inputs, "lengths": steps}, targets, tf.ones([steps], tf.float32)
+        features = {"inputs": inputs, "lengths": steps}
+        if cfg.class_names:
+            features["condition"] = condition
+        return features, targets, tf.ones([steps], tf.float32)
 
     return fn
 
 
-def sequences(cfg: DataConfig, split: str) -> list[np.ndarray]:
-    """Encoded sequences of a split, long pieces cut into ``max_steps`` chunks (training) or whole (evaluation)."""
+def sequences(cfg: DataConfig, split: str) -> list[tuple[np.ndarray, int]]:
+    """``(encoded sequence, class integer)`` of the pieces of a split, long pieces cut into ``max_steps`` chunks
+    (training) or whole (evaluation); the class is estimated from the piece as written, before ``data.key``."""
     pieces = [notes for _, notes in load_pieces(cfg, split)]
     if cfg.parts:
         pieces = [notes for notes in pieces if int(notes[:, 3].max()) + 1 == cfg.parts]
-    encoded = [encode(notes, cfg) for notes in pieces]
+    encoded = [(encode(notes, cfg), piece_class(notes, cfg)) for notes in pieces]
     if split == "train":
-        encoded = [c for seq in encoded for c in chunks(seq, cfg.max_steps)]
-    return [seq for seq in encoded if len(seq) >= 2]
+        encoded = [(c, cls) for seq, cls in encoded for c in chunks(seq, cfg.max_steps)]
+    return [(seq, cls) for seq, cls in encoded if len(seq) >= 2]
 
 
-def dataset(encoded: list[np.ndarray], cfg: DataConfig) -> tf.data.Dataset:
+def dataset(examples: list[tuple[np.ndarray, int]], cfg: DataConfig) -> tf.data.Dataset:
+    """``(sequence, class)`` pairs as a dataset of ``(roll uint8 (steps, pitches) | event ids int32 (steps,),
+    class int32 ())``."""
     if cfg.representation == "roll":
         spec = tf.TensorSpec([None, cfg.num_pitches], tf.uint8)
     else:
         spec = tf.TensorSpec([None], tf.int32)
-    return tf.data.Dataset.from_generator(lambda: iter(encoded), output_signature=spec)
+    return tf.data.Dataset.from_generator(lambda: iter(examples),
+                                          output_signature=(spec, tf.TensorSpec([], tf.int32)))
 
 
 def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
-    """One split as examples ``{"sequence": uint8 (steps, pitches) roll | int32 (steps,) event ids}``: the pieces
-    of the split (training pieces cut into ``max_steps`` chunks), parsed and cached on first use."""
-    return dataset(sequences(cfg, split), cfg).map(lambda sequence: {"sequence": sequence})
+    """One split as examples ``{"sequence": uint8 (steps, pitches) roll | int32 (steps,) event ids, "condition":
+    int32 class (0 when data.condition is none)}``: the pieces of the split (training pieces cut into ``max_steps``
+    chunks), parsed and cached on first use."""
+    return dataset(sequences(cfg, split), cfg).map(lambda sequence, cls: {"sequence": sequence, "condition": cls})
 
 
-def sequences_of(split: tf.data.Dataset) -> list[np.ndarray]:
-    """The sequences of a split's examples."""
-    return [ex["sequence"] for ex in split.as_numpy_iterator()]
+def sequences_of(split: tf.data.Dataset) -> list[tuple[np.ndarray, int]]:
+    """The ``(sequence, class)`` pairs of a split's examples."""
+    return [(ex["sequence"], int(ex["condition"])) for ex in split.as_numpy_iterator()]
 
 
 def write_midi(notes: list[tuple[int, int, int]], path: Path, cfg: DataConfig, tempo_bpm: float) -> Path:

@@ -1,8 +1,9 @@
 """The music network, its loss, and the in-graph sampler behind its serving signature.
 
 Forward pass (teacher forcing): a start step followed by the previous steps → ``SequenceInput`` (right-padded dense
-+ explicit mask) → event embedding (events) or a linear projection of the roll frame (roll) → shared
-``RecurrentStack`` returning sequences → next-step logits: one per pitch (roll, sigmoid) or per event (softmax).
++ explicit mask) → event embedding (events) or a linear projection of the roll frame (roll) → the learned embedding
+of the piece's class (``data.condition``, e.g. major / minor) appended to every step → shared ``RecurrentStack``
+returning sequences → next-step logits: one per pitch (roll, sigmoid) or per event (softmax).
 
 Generation steps the cells of the same ``RecurrentStack`` inside a ``tf.while_loop``: first over the start step and
 the seed, then feeding back its own samples. Sampling uses stateless random ops keyed by ``(random_seed, step)``, so
@@ -17,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import training
-from zoo.layers import RecurrentStack, SequenceInput
+from zoo.layers import AppendToSteps, RecurrentStack, SequenceInput
 from zoo.recipes.music import data, synth
 from zoo.recipes.music.config import MusicConfig
 from zoo.serving import gated, within_budget
@@ -55,23 +56,30 @@ def output_width(cfg: MusicConfig) -> int:
 
 
 def build_model(cfg: MusicConfig) -> keras.Model:
-    """``{"inputs": (batch, time, pitches + 1) float | (batch, time) int, "lengths": (batch,)}`` → next-step
-    logits `(batch, time, pitches | events)`."""
+    """``{"inputs": (batch, time, pitches + 1) float | (batch, time) int, "lengths": (batch,)[, "condition":
+    (batch,) int class]}`` → next-step logits `(batch, time, pitches | events)`. With a condition, its learned
+    embedding is appended to every input step."""
     roll = cfg.data.representation == "roll"
     inputs = keras.Input(shape=(None, input_width(cfg)) if roll else (None,), dtype="float32" if roll else "int32",
                          name="inputs")
     lengths = keras.Input(shape=(), dtype="int32", name="lengths")
+    features = {"inputs": inputs, "lengths": lengths}
     x, mask = SequenceInput(name="sequence_input")(inputs, lengths=lengths)
     if not roll:
         x = keras.layers.Embedding(data.vocab_size(cfg.data), cfg.model.embedding_dim, name="embedding")(x)
     elif cfg.model.embedding_dim:
         x = keras.layers.Dense(cfg.model.embedding_dim, name="embedding")(x)
+    if cfg.data.class_names:
+        features["condition"] = keras.Input(shape=(), dtype="int32", name="condition")
+        vector = keras.layers.Embedding(len(cfg.data.class_names), cfg.model.condition_dim,
+                                        name="condition_embedding")(features["condition"])
+        x = AppendToSteps(name="append_condition")(x, vector)
     x = keras.layers.Dropout(cfg.model.input_dropout, name="input_dropout")(x)
     x = RecurrentStack(cfg.model.cell, cfg.model.units, cfg.model.num_layers, dropout=cfg.model.dropout,
                        residual=cfg.model.residual, return_sequences=True, name="recurrent_stack")(x, mask=mask)
     x = keras.layers.Dropout(cfg.model.dropout, name="output_dropout")(x)
     logits = keras.layers.Dense(output_width(cfg), name="logits")(x)
-    return keras.Model({"inputs": inputs, "lengths": lengths}, logits, name=f"music_{cfg.data.representation}")
+    return keras.Model(features, logits, name=f"music_{cfg.data.representation}")
 
 
 def compile_model(model: keras.Model, cfg: MusicConfig) -> None:
@@ -84,25 +92,31 @@ def compile_model(model: keras.Model, cfg: MusicConfig) -> None:
 
 
 class Stepper:
-    """One step of the trained network at a time: ``(input step, states) → (logits, states)``.
+    """One step of the trained network at a time: ``(input step, states[, condition]) → (logits, states)``.
 
-    Runs the embedding, each recurrent layer's cell (with the stack's residuals; dropout is off at inference) and
-    the output layer of ``model``, so the weights are exactly those of the teacher-forced forward pass.
+    Runs the embedding, the condition's embedding appended to the step, each recurrent layer's cell (with the
+    stack's residuals; dropout is off at inference) and the output layer of ``model``, so the weights are exactly
+    those of the teacher-forced forward pass.
     """
 
     def __init__(self, model: keras.Model):
-        self.embedding = next((layer for layer in model.layers if layer.name == "embedding"), None)
-        self.stack = model.get_layer("recurrent_stack")
-        self.logits = model.get_layer("logits")
-        first_width = self.embedding.output.shape[-1] if self.embedding is not None else model.input["inputs"].shape[-1]
+        layers = {layer.name: layer for layer in model.layers}
+        self.embedding = layers.get("embedding")
+        self.condition_embedding = layers.get("condition_embedding")
+        self.append = layers.get("append_condition")
+        self.stack = layers["recurrent_stack"]
+        self.logits = layers["logits"]
+        first_width = keras.tree.flatten(self.stack.input)[0].shape[-1]  # the stack's input (its mask follows)
         self.residual = [self.stack.residual and (i > 0 or first_width == self.stack.output_width)
                          for i in range(self.stack.num_layers)]
 
     def initial_states(self, batch_size):
         return [layer.cell.get_initial_state(batch_size) for layer in self.stack.recurrent_layers]
 
-    def __call__(self, step, states):
+    def __call__(self, step, states, condition=None):
         x = self.embedding(step) if self.embedding is not None else step
+        if self.condition_embedding is not None:
+            x = self.append(x[:, None], self.condition_embedding(condition))[:, 0]
         new_states = []
         for layer, residual, state in zip(self.stack.recurrent_layers, self.residual, states):
             y, state = layer.cell(x, state, training=False)
@@ -145,11 +159,13 @@ def seed_spec(cfg: MusicConfig) -> tf.TensorSpec:
 
 
 def make_generate_fn(model: keras.Model, cfg: MusicConfig, audio: bool = False):
-    """The ``serving_default`` function ``(seed, num_steps, temperature, top_k, random_seed)`` → generated steps.
+    """The ``serving_default`` function ``(seed, num_steps, temperature, top_k, random_seed[, condition])`` →
+    generated steps.
 
     ``seed``: roll `(batch, seed_steps, pitches)` 0/1, or event ids `(batch, seed_steps)` in ``[2, vocab)``;
-    ``seed_steps`` may be 0 (generate from nothing). Returns ``{"roll": (batch, num_steps, pitches)}`` or
-    ``{"events": (batch, num_steps)}``, the continuation only. Bad inputs raise InvalidArgumentError.
+    ``seed_steps`` may be 0 (generate from nothing). ``condition`` (only when ``data.condition`` is not none): the
+    class integer of each piece `(batch,)`, e.g. 0 = major, 1 = minor. Returns ``{"roll": (batch, num_steps,
+    pitches)}`` or ``{"events": (batch, num_steps)}``, the continuation only. Bad inputs raise InvalidArgumentError.
 
     With ``audio`` (the ``generate_audio`` signature) the answer also holds ``"audio"``, float32 `(batch,
     num_steps * samples_per_step)` at 16 kHz in [-1, 1]: the continuation played at ``generate.tempo_bpm``, within
@@ -167,14 +183,17 @@ def make_generate_fn(model: keras.Model, cfg: MusicConfig, audio: bool = False):
             return tf.pad(tf.cast(step, tf.float32), [[0, 0], [0, 1]])
         return step
 
-    @tf.function(input_signature=[
+    num_classes = len(cfg.data.class_names)
+    signature = [
         seed_spec(cfg),
         tf.TensorSpec([], tf.int32, name="num_steps"),
         tf.TensorSpec([], tf.float32, name="temperature"),
         tf.TensorSpec([], tf.int32, name="top_k"),
         tf.TensorSpec([], tf.int64, name="random_seed"),
-    ])
-    def generate(seed, num_steps, temperature, top_k, random_seed):
+    ] + ([tf.TensorSpec([None], tf.int32, name="condition")] if num_classes else [])
+
+    @tf.function(input_signature=signature)
+    def generate(seed, num_steps, temperature, top_k, random_seed, condition=None):
         batch, seed_steps = tf.shape(seed)[0], tf.shape(seed)[1]
         low_token = 0 if roll else data.NOTE_OFF
         high_token = 1 if roll else data.vocab_size(cfg.data) - 1
@@ -196,6 +215,15 @@ def make_generate_fn(model: keras.Model, cfg: MusicConfig, audio: bool = False):
                                       message="temperature must be finite and >= 0 (0 = greedy)"),
             tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 = no limit)"),
         ]
+        if num_classes:
+            names = ", ".join(f"{i} = {name}" for i, name in enumerate(cfg.data.class_names))
+            classes = tf.concat([condition, [0]], axis=0)  # never empty
+            checks += [
+                tf.debugging.assert_equal(tf.shape(condition)[0], batch,
+                                          message="condition: one class per seed (as many as the seed's batch)"),
+                tf.debugging.assert_equal((tf.reduce_min(classes) >= 0) & (tf.reduce_max(classes) < num_classes),
+                                          True, message=f"condition: classes are {names}"),
+            ]
         with tf.control_dependencies(checks):  # nothing below runs on an invalid request
             budgets = [within_budget(  # then the cost of the whole batch
                 tf.cast(batch, tf.int64) * tf.cast(seed_steps + num_steps, tf.int64), limits.max_request_steps,
@@ -205,15 +233,18 @@ def make_generate_fn(model: keras.Model, cfg: MusicConfig, audio: bool = False):
                     tf.cast(batch, tf.int64) * tf.cast(num_steps, tf.int64) * step_samples, max_audio_samples,
                     f"samples of audio at {synth.SAMPLE_RATE} Hz (pieces × num_steps × {step_samples} per step)",
                     "max_request_audio_seconds"))
-            seed, num_steps = gated(budgets, seed, num_steps)
+            if num_classes:
+                seed, num_steps, condition = gated(budgets, seed, num_steps, condition)
+            else:
+                seed, num_steps = gated(budgets, seed, num_steps)
             if roll:
                 start = tf.one_hot(tf.fill([batch], num_pitches), num_pitches + 1)
             else:
                 start = tf.fill([batch], data.START)
-            logits, states = stepper(start, stepper.initial_states(batch))
+            logits, states = stepper(start, stepper.initial_states(batch), condition)
 
         def prime(i, logits, states):
-            logits, states = stepper(encode_step(seed[:, i]), states)
+            logits, states = stepper(encode_step(seed[:, i]), states, condition)
             return i + 1, logits, states
 
         _, logits, states = tf.while_loop(lambda i, *_: i < seed_steps, prime, (0, logits, states))
@@ -223,7 +254,7 @@ def make_generate_fn(model: keras.Model, cfg: MusicConfig, audio: bool = False):
 
         def generate_step(t, logits, states, out):
             step = sample(logits, temperature, top_k, tf.stack([random_seed, tf.cast(t, tf.int64)]))
-            logits, states = stepper(encode_step(step), states)
+            logits, states = stepper(encode_step(step), states, condition)
             return t + 1, logits, states, out.write(t, step)
 
         *_, out = tf.while_loop(lambda t, *_: t < num_steps, generate_step, (0, logits, states, out))

@@ -15,30 +15,35 @@ from zoo.recipes.music import data, model, synth
 from zoo.recipes.music.config import MusicConfig
 
 
-def make_datasets(cfg: MusicConfig, train_seqs: list[np.ndarray], val_seqs: list[np.ndarray]):
-    """Length-bucketed train (transposed at random) and validation datasets of (inputs, targets, weights)."""
-    boundaries = bucket_boundaries([len(s) for s in train_seqs], cfg.data.num_buckets)
+def make_datasets(cfg: MusicConfig, train_examples: list, val_examples: list):
+    """Length-bucketed train (transposed at random) and validation datasets of (inputs, targets, weights) from
+    ``(sequence, class)`` pairs."""
+    boundaries = bucket_boundaries([len(s) for s, _ in train_examples], cfg.data.num_buckets)
     length_fn = lambda inputs, *_: inputs["lengths"]  # noqa: E731
-    train_ds = data.dataset(train_seqs, cfg.data).cache()
-    train_ds = train_ds.shuffle(len(train_seqs), seed=cfg.train.seed, reshuffle_each_iteration=True)
+    train_ds = data.dataset(train_examples, cfg.data).cache()
+    train_ds = train_ds.shuffle(len(train_examples), seed=cfg.train.seed, reshuffle_each_iteration=True)
     train_ds = train_ds.map(data.to_example(cfg.data, training=True), num_parallel_calls=tf.data.AUTOTUNE)
-    val_ds = data.dataset(val_seqs, cfg.data).map(data.to_example(cfg.data, training=False)).cache()
+    val_ds = data.dataset(val_examples, cfg.data).map(data.to_example(cfg.data, training=False)).cache()
     train_ds = bucketed_batches(train_ds, length_fn, cfg.train.batch_size, boundaries)
     val_ds = bucketed_batches(val_ds, length_fn, cfg.train.batch_size, boundaries)
     return train_ds.prefetch(tf.data.AUTOTUNE), val_ds.prefetch(tf.data.AUTOTUNE)
 
 
-def step_nll(net: keras.Model, cfg: MusicConfig, sequences: list[np.ndarray], batch_size: int = 32):
-    """Per-step NLL (nats) of every sequence, each a `(steps,)` array; step 0 is the prediction from the start step."""
+def step_nll(net: keras.Model, cfg: MusicConfig, examples: list, batch_size: int = 32):
+    """Per-step NLL (nats) of every ``(sequence, class)`` pair, each a `(steps,)` array; step 0 is the prediction
+    from the start step."""
     to_example = data.to_example(cfg.data, training=False)
-    order = np.argsort([len(s) for s in sequences])  # batches of similar length pad little
-    result = [None] * len(sequences)
+    order = np.argsort([len(s) for s, _ in examples])  # batches of similar length pad little
+    result = [None] * len(examples)
     for i in range(0, len(order), batch_size):
-        batch = [to_example(tf.constant(sequences[j])) for j in order[i:i + batch_size]]
-        steps = max(len(s) for s in (sequences[j] for j in order[i:i + batch_size]))
+        chosen = [examples[j] for j in order[i:i + batch_size]]
+        batch = [to_example(tf.constant(seq), tf.constant(cls, tf.int32)) for seq, cls in chosen]
+        steps = max(len(seq) for seq, _ in chosen)
         pad = lambda t: tf.pad(t, [[0, steps - tf.shape(t)[0]]] + [[0, 0]] * (t.shape.rank - 1))  # noqa: E731
         inputs = {"inputs": tf.stack([pad(b[0]["inputs"]) for b in batch]),
                   "lengths": tf.stack([b[0]["lengths"] for b in batch])}
+        if cfg.data.class_names:
+            inputs["condition"] = tf.stack([b[0]["condition"] for b in batch])
         targets = tf.stack([pad(b[1]) for b in batch])
         logits = net(inputs, training=False)
         if cfg.data.representation == "roll":
@@ -46,32 +51,42 @@ def step_nll(net: keras.Model, cfg: MusicConfig, sequences: list[np.ndarray], ba
         else:
             nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
         for row, j in enumerate(order[i:i + batch_size]):
-            result[j] = nll[row, :len(sequences[j])].numpy()
+            result[j] = nll[row, :len(examples[j][0])].numpy()
     return result
 
 
-def evaluate(net: keras.Model, cfg: MusicConfig, sequences: list[np.ndarray], name: str = "test") -> dict:
-    """Held-out NLL in nats per step, averaged over all steps of all pieces (as Bai et al.'s evaluation).
+def evaluate(net: keras.Model, cfg: MusicConfig, examples: list, name: str = "test") -> dict:
+    """Held-out NLL in nats per step, averaged over all steps of all pieces (as Bai et al.'s evaluation), overall
+    and per class of ``data.condition``.
 
     ``nll`` leaves out each piece's first step, like the published tables (they predict frames 2..T from the
     frames before); ``nll_with_first_step`` includes the prediction from the start step.
     """
-    per_step = step_nll(net, cfg, sequences)
-    return {
-        "split": name,
-        "pieces": len(sequences),
-        "steps": int(sum(len(s) for s in sequences)),
-        "nll": float(np.concatenate([s[1:] for s in per_step]).mean()),
-        "nll_with_first_step": float(np.concatenate(per_step).mean()),
-    }
+    per_step = step_nll(net, cfg, examples)
+
+    def summary(rows):
+        return {"pieces": len(rows), "steps": int(sum(len(s) for s in rows)),
+                "nll": float(np.concatenate([s[1:] for s in rows]).mean()) if rows else float("nan"),
+                "nll_with_first_step": float(np.concatenate(rows).mean()) if rows else float("nan")}
+
+    metrics = {"split": name, **summary(per_step)}
+    if cfg.data.class_names:
+        metrics["per_class"] = {class_name: summary([nll for nll, (_, c) in zip(per_step, examples) if c == index])
+                                for index, class_name in enumerate(cfg.data.class_names)}
+    return metrics
 
 
 def generate(net: keras.Model, cfg: MusicConfig, seed: np.ndarray, num_steps: int, temperature: float,
-             top_k: int, random_seed: int) -> np.ndarray:
-    """The served sampler, run in this process: the continuation of each seed (see ``model.make_generate_fn``)."""
+             top_k: int, random_seed: int, condition=None) -> np.ndarray:
+    """The served sampler, run in this process: the continuation of each seed (see ``model.make_generate_fn``);
+    ``condition`` is the class of each seed (one integer for all; class 0 when None) where the model has one."""
     fn = model.make_generate_fn(net, cfg)
-    out = fn(tf.constant(seed, tf.int32), tf.constant(num_steps, tf.int32), tf.constant(temperature, tf.float32),
-             tf.constant(top_k, tf.int32), tf.constant(random_seed, tf.int64))
+    args = [tf.constant(seed, tf.int32), tf.constant(num_steps, tf.int32), tf.constant(temperature, tf.float32),
+            tf.constant(top_k, tf.int32), tf.constant(random_seed, tf.int64)]
+    if cfg.data.class_names:
+        classes = np.asarray(0 if condition is None else condition, np.int32)
+        args.append(tf.constant(np.broadcast_to(classes, [len(seed)])))
+    out = fn(*args)
     return next(iter(out.values())).numpy()
 
 
@@ -164,35 +179,54 @@ def write_wav(roll: np.ndarray, onsets: np.ndarray | None, midi_path: Path, cfg:
     return path
 
 
-def write_samples(net: keras.Model, cfg: MusicConfig, held_out: list[np.ndarray], out_dir: Path) -> dict:
-    """Generates ``generate.num_samples`` pieces (half from nothing, half continuing the openings of ``held_out``
-    pieces), writes each as ``.mid``, ``.wav`` and ``.png``, and compares their statistics with the held-out
-    pieces'."""
+def write_samples(net: keras.Model, cfg: MusicConfig, held_out: list, out_dir: Path) -> dict:
+    """Generates ``generate.num_samples`` pieces per class of ``data.condition`` (half from nothing, half
+    continuing the openings of ``held_out`` pieces of that class), writes each as ``.mid``, ``.wav`` and ``.png``,
+    and compares their statistics with the held-out pieces', overall and per class.
+
+    Per class, ``pitch_class_distance_to`` holds the distance of the class's samples to the held-out pieces of
+    every class: conditioning works where each class's samples are nearest to their own class.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     g = cfg.generate
-    seeded = [s for s in held_out if len(s) >= g.seed_steps][:g.num_samples // 2]
-    requests = [("free", np.zeros((g.num_samples - len(seeded), 0) + held_out[0].shape[1:], np.int32))]
-    if seeded:
-        requests.append(("seeded", np.stack([s[:g.seed_steps] for s in seeded]).astype(np.int32)))
-    generated, files = [], []
+    names = cfg.data.class_names or (None,)
     render = general_midi_renderer()
-    for kind, seed in requests:
-        if not len(seed):
-            continue
-        continuation = generate(net, cfg, seed, g.num_steps, g.temperature, g.top_k, g.random_seed)
-        for i, (opening, cont) in enumerate(zip(seed, continuation)):
-            generated.append(as_roll(cont, cfg))
-            roll, onsets = as_roll(np.concatenate([opening, cont]), cfg)
-            stem = out_dir / f"{kind}_{i}"
-            midi = data.write_midi(data.roll_notes(roll, cfg.data, onsets), stem.with_suffix(".mid"), cfg.data,
-                                   g.tempo_bpm)
-            wav = write_wav(roll, onsets, midi, cfg, render)
-            plot_roll(roll, cfg, stem.with_suffix(".png"), f"{kind} sample {i} (T={g.temperature}, top-k={g.top_k})",
-                      seed_steps=len(opening))
-            files.extend([str(midi), str(wav), str(stem.with_suffix(".png"))])
-    stats = compare_stats(music_stats(generated, cfg), music_stats([as_roll(s, cfg) for s in held_out], cfg))
+    empty = np.zeros((0,) + held_out[0][0].shape[1:], np.int32)
+    generated, files = {}, []
+    for index, class_name in enumerate(names):
+        pieces = [s for s, c in held_out if class_name is None or c == index]
+        seeded = [s for s in pieces if len(s) >= g.seed_steps][:g.num_samples // 2]
+        requests = [("free", np.stack([empty] * (g.num_samples - len(seeded))))]
+        if seeded:
+            requests.append(("seeded", np.stack([s[:g.seed_steps] for s in seeded]).astype(np.int32)))
+        generated[class_name] = []
+        for kind, seed in requests:
+            continuation = generate(net, cfg, seed, g.num_steps, g.temperature, g.top_k, g.random_seed, index)
+            for i, (opening, cont) in enumerate(zip(seed, continuation)):
+                generated[class_name].append(as_roll(cont, cfg))
+                roll, onsets = as_roll(np.concatenate([opening, cont]), cfg)
+                stem = out_dir / "_".join(([class_name] if class_name else []) + [kind, str(i)])
+                midi = data.write_midi(data.roll_notes(roll, cfg.data, onsets), stem.with_suffix(".mid"), cfg.data,
+                                       g.tempo_bpm)
+                wav = write_wav(roll, onsets, midi, cfg, render)
+                title = " ".join(([class_name] if class_name else []) + [kind, "sample", str(i)])
+                plot_roll(roll, cfg, stem.with_suffix(".png"), f"{title} (T={g.temperature}, top-k={g.top_k})",
+                          seed_steps=len(opening))
+                files.extend([str(midi), str(wav), str(stem.with_suffix(".png"))])
+    everything = [r for rolls in generated.values() for r in rolls]
+    stats = compare_stats(music_stats(everything, cfg), music_stats([as_roll(s, cfg) for s, _ in held_out], cfg))
     renderer = "FluidSynth (General MIDI)" if render else "additive synthesis (the served graph's)"
-    return {"files": files, "audio_renderer": renderer, **stats}
+    result = {"files": files, "audio_renderer": renderer, **stats}
+    if cfg.data.class_names:
+        reference = {name: music_stats([as_roll(s, cfg) for s, c in held_out if c == index], cfg)
+                     for index, name in enumerate(names)}
+        result["per_class"] = {}
+        for name in names:
+            own = compare_stats(music_stats(generated[name], cfg), reference[name])
+            own["pitch_class_distance_to"] = {other: compare_stats(own["generated"], reference[other])[
+                "pitch_class_distance"] for other in names}
+            result["per_class"][name] = own
+    return result
 
 
 class MusicRecipe(Recipe):
@@ -205,10 +239,13 @@ class MusicRecipe(Recipe):
     load_split = staticmethod(data.load_split)
 
     def prepare(self, cfg, splits):
-        train_seqs, val_seqs = data.sequences_of(splits["train"]), data.sequences_of(splits["validation"])
-        train_ds, val_ds = make_datasets(cfg, train_seqs, val_seqs)
-        return Prepared(train_ds, val_ds, facts={"training_sequences": len(train_seqs),
-                                                 "validation_sequences": len(val_seqs)})
+        train_examples, val_examples = data.sequences_of(splits["train"]), data.sequences_of(splits["validation"])
+        train_ds, val_ds = make_datasets(cfg, train_examples, val_examples)
+        facts = {"training_sequences": len(train_examples), "validation_sequences": len(val_examples)}
+        if cfg.data.class_names:
+            facts["training_sequences_per_class"] = {name: sum(c == index for _, c in train_examples)
+                                                     for index, name in enumerate(cfg.data.class_names)}
+        return Prepared(train_ds, val_ds, facts=facts)
 
     def build(self, cfg, prepared, member):
         net = model.build_model(cfg)
@@ -216,35 +253,53 @@ class MusicRecipe(Recipe):
         return net
 
     def evaluate(self, cfg, net, splits, prepared, run_dir):
-        held_out = data.sequences_of(splits["test"])
+        held_out = data.sequences_of(splits["test"])  # (sequence, class) pairs
         return {"metrics": evaluate(net, cfg, held_out), "samples": write_samples(net, cfg, held_out,
                                                                                    run_dir / "samples")}
 
     def summary(self, report):
         metrics, samples = report["metrics"], report["samples"]
-        return (f"Held-out test pieces: {metrics['pieces']}, {metrics['steps']} steps; NLL {metrics['nll']:.3f} "
-                f"nats/step ({metrics['nll_with_first_step']:.3f} with the first step)\n"
-                f"samples: {', '.join(samples['files'])}\npitch-class distance to held-out "
-                f"{samples['pitch_class_distance']:.3f}, polyphony {samples['generated']['polyphony']:.2f} vs "
-                f"{samples['held_out']['polyphony']:.2f}, note density {samples['generated']['note_density']:.2f} "
-                f"vs {samples['held_out']['note_density']:.2f}")
+
+        def stats(s):
+            return (f"pitch-class distance to held-out {s['pitch_class_distance']:.3f}, polyphony "
+                    f"{s['generated']['polyphony']:.2f} vs {s['held_out']['polyphony']:.2f}, note density "
+                    f"{s['generated']['note_density']:.2f} vs {s['held_out']['note_density']:.2f}")
+
+        lines = [f"Held-out test pieces: {metrics['pieces']}, {metrics['steps']} steps; NLL {metrics['nll']:.3f} "
+                 f"nats/step ({metrics['nll_with_first_step']:.3f} with the first step)",
+                 f"samples: {', '.join(samples['files'])}", f"all samples: {stats(samples)}"]
+        for name, s in samples.get("per_class", {}).items():
+            to = ", ".join(f"{other} {d:.3f}" for other, d in s["pitch_class_distance_to"].items())
+            lines.append(f"class {name} (NLL {metrics['per_class'][name]['nll']:.3f}): {stats(s)}; pitch-class "
+                         f"distance to the held-out pieces of each class: {to}")
+        return "\n".join(lines)
 
     def endpoints(self, cfg, net):
         return {"serving_default": model.make_generate_fn(net, cfg),
                 "generate_audio": model.make_generate_fn(net, cfg, audio=True)}
 
-    def request(self, cfg, seeds=None, num_steps=None, temperature=None, top_k=None, random_seed=None, count=1):
+    def request(self, cfg, seeds=None, num_steps=None, temperature=None, top_k=None, random_seed=None, count=1,
+                condition=0):
         """``seeds``: roll `(batch, steps, pitches)` 0/1 or event ids `(batch, steps)` (None: ``count`` pieces
-        from nothing); the sampling options default to the ``generate`` settings."""
+        from nothing); the sampling options default to the ``generate`` settings. ``condition``: the class of
+        every piece, as an integer or a name of ``data.class_names`` (e.g. "minor"), or one per seed."""
         g = cfg.generate
         if seeds is None:
             shape = (count, 0, cfg.data.num_pitches) if cfg.data.representation == "roll" else (count, 0)
             seeds = np.zeros(shape, np.int32)
-        return {"seed": tf.constant(np.asarray(seeds, np.int32)),
-                "num_steps": tf.constant(g.num_steps if num_steps is None else num_steps, tf.int32),
-                "temperature": tf.constant(g.temperature if temperature is None else temperature, tf.float32),
-                "top_k": tf.constant(g.top_k if top_k is None else top_k, tf.int32),
-                "random_seed": tf.constant(g.random_seed if random_seed is None else random_seed, tf.int64)}
+        seeds = np.asarray(seeds, np.int32)
+        request = {"seed": tf.constant(seeds),
+                   "num_steps": tf.constant(g.num_steps if num_steps is None else num_steps, tf.int32),
+                   "temperature": tf.constant(g.temperature if temperature is None else temperature, tf.float32),
+                   "top_k": tf.constant(g.top_k if top_k is None else top_k, tf.int32),
+                   "random_seed": tf.constant(g.random_seed if random_seed is None else random_seed, tf.int64)}
+        if cfg.data.class_names:
+            names = list(cfg.data.class_names)
+            classes = [names.index(c) if isinstance(c, str) and c in names else c for c in np.atleast_1d(condition)]
+            if any(isinstance(c, str) for c in classes):
+                raise ValueError(f"condition: unknown class in {condition!r}; the classes are {names}")
+            request["condition"] = tf.constant(np.broadcast_to(np.asarray(classes, np.int32), [len(seeds)]))
+        return request
 
     def example_inputs(self, cfg):
         """One two-step seed: the middle pitch held (roll), or two holds (events)."""
