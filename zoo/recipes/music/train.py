@@ -267,7 +267,8 @@ class MusicRecipe(Recipe):
 
         lines = [f"Held-out test pieces: {metrics['pieces']}, {metrics['steps']} steps; NLL {metrics['nll']:.3f} "
                  f"nats/step ({metrics['nll_with_first_step']:.3f} with the first step)",
-                 f"samples: {', '.join(samples['files'])}", f"all samples: {stats(samples)}"]
+                 f"samples: {len(samples['files'])} files (.mid, .wav, .png) in {Path(samples['files'][0]).parent}",
+                 f"all samples: {stats(samples)}"]
         for name, s in samples.get("per_class", {}).items():
             to = ", ".join(f"{other} {d:.3f}" for other, d in s["pitch_class_distance_to"].items())
             lines.append(f"class {name} (NLL {metrics['per_class'][name]['nll']:.3f}): {stats(s)}; pitch-class "
