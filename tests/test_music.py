@@ -357,7 +357,11 @@ def test_end_to_end_train_evaluate_generate_export(tfds_dir, tmp_path):
     import soundfile
 
     cfg = tiny_cfg(tfds_dir, train={"run_dir": str(tmp_path / "run")}, export={"base_dir": str(tmp_path / "export")})
-    report = zoo.run(train.RECIPE, cfg).report
+    run = zoo.run(train.RECIPE, cfg)
+    report = run.report
+    assert run.predict(None, count=2, condition="minor", num_steps=5)["roll"].shape == (2, 5, cfg.data.num_pitches)
+    with pytest.raises(ValueError, match="unknown class"):
+        run.predict(None, condition="dorian")
     assert 0 < report["metrics"]["nll"] < cfg.data.num_pitches  # better than nothing-learnt log 2 per pitch
     assert 0 <= report["samples"]["pitch_class_distance"] <= 1
     files = report["samples"]["files"]

@@ -24,6 +24,9 @@ are merged and repeats are not expanded.
 - ``events``: the top part as one token per step, as in Magenta's MelodyRNN: ``NOTE_OFF``, ``HOLD`` (no new event:
   the current note or rest goes on) or ``ON(pitch)``; the model predicts a softmax over the next token.
 
+Classes (``data.condition``): ``mode`` gives each piece the mode of its Krumhansl-Kessler key estimate, 0 = major,
+1 = minor; the model is conditioned on it and generation takes it as an integer.
+
 Splits are by piece: pieces are ranked by the CRC32 of their id; the last 10 % form ``test``, the 10 % before them
 ``validation`` (at least one piece each), the rest ``train``. So a piece never straddles two splits and the split does
 not depend on the machine, the parse order or ``max_pieces`` beyond which pieces are included.
