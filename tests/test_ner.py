@@ -321,3 +321,88 @@ def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
     assert set(predicted) == set(out["tweets"])
     for key, value in predicted.items():
         assert value.tolist() == out["tweets"][key], key
+
+
+def write_conll(path, sentences, columns=4):
+    """``sentences`` of ``(token, tag)`` pairs as a CoNLL-2003-style file (extra POS/chunk columns, -DOCSTART-)."""
+    lines = ["-DOCSTART- -X- -X- O", ""]
+    for sentence in sentences:
+        lines += [" ".join([token] + ["X"] * (columns - 2) + [tag]) for token, tag in sentence] + [""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+DRUGS, DOSES = ["aspirin", "ibuprofen", "paracetamol", "naproxen"], ["5", "10", "20", "50"]
+
+
+def drug_sentences(rng, count):
+    """'patient took <dose> mg of <drug> daily' with B-DOSE / B-DRUG (and I-DRUG for two-word names)."""
+    sentences = []
+    for _ in range(count):
+        drug = [(DRUGS[rng.integers(4)], "B-DRUG")]
+        if rng.random() < 0.3:
+            drug.append(("extra", "I-DRUG"))
+        sentences.append([("patient", "O"), ("took", "O"), (DOSES[rng.integers(4)], "B-DOSE"), ("mg", "O"),
+                          ("of", "O")] + drug + [("daily", "O")])
+    return sentences
+
+
+def test_conll_files_are_read_as_bio_and_bad_lines_are_named(tmp_path):
+    path = write_conll(tmp_path / "a.conll", [[("Aspirin", "S-DRUG"), ("twice", "O")],
+                                              [("New", "I-LOC"), ("York", "I-LOC"), ("now", "O"), ("big", "B-X"),
+                                               ("apple", "E-X")]])
+    sentences = data.read_conll(path)
+    assert [s.tags for s in sentences] == [["B-DRUG", "O"], ["B-LOC", "I-LOC", "O", "B-X", "I-X"]]
+    assert sentences[1].lines == [6, 7, 8, 9, 10] and sentences[0].tokens == ["Aspirin", "twice"]
+    assert data.file_tag_names(path) == ("O", "B-DRUG", "I-DRUG", "B-LOC", "I-LOC", "B-X", "I-X")
+    for text, message in [("ok O\nbroken\n", r"bad\.conll:2: .*no tag"), ("ok O\nx Q-LOC\n", r"bad\.conll:2: tag"),
+                          ("\n\n", r"bad\.conll: no tagged tokens")]:
+        (tmp_path / "bad.conll").write_text(text)
+        with pytest.raises(ValueError, match=message):
+            data.read_conll(tmp_path / "bad.conll")
+    (tmp_path / "bad.conll").write_bytes(b"ok O\n\ncaf\xe9 O\n")
+    with pytest.raises(ValueError, match=r"bad\.conll:3: not UTF-8"):
+        data.read_conll(tmp_path / "bad.conll")
+
+
+def test_files_source_splits_and_unseen_tags(tmp_path):
+    rng = np.random.default_rng(0)
+    train_path = write_conll(tmp_path / "train.conll", drug_sentences(rng, 60))
+    cfg = from_dict(NerConfig, {"data": {"source": "files", "train": str(train_path)}})
+    sizes = {split: len(list(data.load_split(cfg.data, split))) for split in ("train", "validation", "test")}
+    assert sum(sizes.values()) == 60 and min(sizes.values()) > 0
+    assert data.tag_names(cfg.data) == ("O", "B-DOSE", "I-DOSE", "B-DRUG", "I-DRUG")
+    write_conll(tmp_path / "test.conll", [[("took", "O"), ("x", "B-DRUG")], [("a", "O"), ("b", "B-ROUTE")]])
+    cfg = from_dict(NerConfig, {"data": {"source": "files", "train": str(train_path),
+                                         "test": str(tmp_path / "test.conll")}})
+    with pytest.raises(ValueError, match=r"test\.conll:7: tag 'B-ROUTE' never appears in the training file"):
+        data.load_split(cfg.data, "test")
+    with pytest.raises(FileNotFoundError, match="data.validation: .*missing.conll does not exist"):
+        data.load_split(from_dict(NerConfig, {"data": {"source": "files", "train": str(train_path),
+                                                       "validation": str(tmp_path / "missing.conll")}}).data,
+                        "validation")
+    with pytest.raises(ConfigError, match="data.train"):
+        from_dict(NerConfig, {"data": {"source": "files"}})
+
+
+@pytest.mark.slow
+def test_trained_on_user_files_with_their_own_tags_and_served_without_zoo(tmp_path):
+    rng = np.random.default_rng(1)
+    train_path = write_conll(tmp_path / "train.conll", drug_sentences(rng, 120))
+    dev_path = write_conll(tmp_path / "dev.conll", drug_sentences(rng, 20), columns=2)
+    cfg = from_dict(NerConfig, {
+        "data": {"source": "files", "train": str(train_path), "validation": str(dev_path), "min_word_count": 1},
+        "model": {**TINY_MODEL, "units": 16, "gazetteers": False},
+        "train": {"epochs": 12, "batch_size": 8, "learning_rate": 0.02, "run_dir": str(tmp_path / "run"),
+                  "verbose": 0},
+        "export": {"base_dir": str(tmp_path / "saved_models")},
+    })
+    report = zoo.run(train.RECIPE, cfg).report
+    assert {"DRUG", "DOSE"} <= set(report["metrics"]) and report["metrics"]["overall"]["f1"] > 80
+    requests = {"new": ["patient took 20 mg of naproxen daily"]}
+    served = subprocess.run([sys.executable, "-I", "-c", SERVE_IN_SUBPROCESS, report["saved_model"],
+                             json.dumps(requests)], cwd="/tmp", capture_output=True, text=True, timeout=120)
+    assert served.returncode == 0, served.stderr[-3000:]
+    out = json.loads(served.stdout.strip().splitlines()[-1])["new"]
+    assert out["tags"][0][:7] == ["O", "O", "B-DOSE", "O", "O", "B-DRUG", "O"]
+    assert ("naproxen", "DRUG") in zip(out["entity_text"][0], out["entity_type"][0])

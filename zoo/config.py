@@ -122,6 +122,26 @@ class DataConfig(Section):
 
 
 @dataclasses.dataclass
+class FileSourceConfig(DataConfig):
+    """A data section that can read the user's own files (``source = "files"``): ``train`` and, optionally,
+    ``validation`` and ``test``; a missing one is a deterministic split of ``train``, printed with its sizes."""
+
+    train: str = option("", "with source = files: the training file")
+    validation: str = option("", "with source = files: the validation file (empty: 10 % of train, chosen by a "
+                                 "hash of each example)")
+    test: str = option("", "with source = files: the test file (empty: 10 % of train, chosen by a hash of each "
+                           "example)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.source != "files" or bool(self.train), "data.train", self.train,
+                "names the training file when data.source is files")
+        for name in ("train", "validation", "test"):
+            require(self.source == "files" or not getattr(self, name), f"data.{name}", getattr(self, name),
+                    "is read only with data.source = files")
+
+
+@dataclasses.dataclass
 class SequenceDataConfig(DataConfig):
     """A data source of variable-length sequences, batched by length; big public datasets come through TFDS."""
 

