@@ -239,3 +239,57 @@ def test_train_evaluate_export_and_serve_without_zoo(tmp_path):
     # A text of 60 words (twice the old cap of 30 pieces) is read whole: what the model makes of it differs from what
     # it makes of its first half (a model that cut the input at 30 pieces would score both alike).
     assert served["whole"] != served["half"]
+
+
+FRENCH = [("le chat dort", "the cat sleeps"), ("le chien mange", "the dog eats"), ("un chat mange", "a cat eats"),
+          ("un chien dort", "a dog sleeps"), ("le garçon lit", "the boy reads"), ("une fille écrit", "a girl writes"),
+          ("le chat mange du pain", "the cat eats bread"), ("la fille dort", "the girl sleeps")]
+
+
+def write_tsv(path, pairs):
+    path.write_text("".join(f"{source}\t{target}\n" for source, target in pairs), encoding="utf-8")
+    return path
+
+
+def test_tsv_files_are_read_and_bad_lines_are_named(tmp_path):
+    path = write_tsv(tmp_path / "pairs.tsv", FRENCH[:2])
+    assert data.read_pairs(path) == FRENCH[:2]
+    for text, message in [("a\tb\nno tab here\n", r"bad\.tsv:2: expected 'source<TAB>target', found 1"),
+                          ("a\tb\tc\n", r"bad\.tsv:1: .*found 3"), ("a\tb\n\t x\n", r"bad\.tsv:2: empty source"),
+                          ("\n\n", r"bad\.tsv: no sentence pairs")]:
+        (tmp_path / "bad.tsv").write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError, match=message):
+            data.read_pairs(tmp_path / "bad.tsv")
+    (tmp_path / "bad.tsv").write_bytes(b"a\tb\nd\xe9j\xe0\tx\n")
+    with pytest.raises(ValueError, match=r"bad\.tsv:2: not UTF-8"):
+        data.read_pairs(tmp_path / "bad.tsv")
+    (tmp_path / "empty.tsv").write_text("")
+    cfg = config.from_dict(TranslationConfig, data={"source": "files", "train": str(tmp_path / "empty.tsv")})
+    with pytest.raises(ValueError, match=r"empty\.tsv: the train file is empty"):
+        data.load_split(cfg.data, "train")
+
+
+def test_trained_on_user_files_and_served_without_zoo(tmp_path):
+    train_path = write_tsv(tmp_path / "train.tsv", FRENCH * 4)
+    cfg = config.from_dict(TranslationConfig, TINY,
+                           data={**TINY["data"], "source": "files", "train": str(train_path),
+                                 "validation": str(write_tsv(tmp_path / "dev.tsv", FRENCH[:3])),
+                                 "test": str(write_tsv(tmp_path / "test.tsv", FRENCH[3:6]))},
+                           train={"epochs": 1, "batch_size": 4, "verbose": 0, "run_dir": str(tmp_path / "run")},
+                           export={"base_dir": str(tmp_path / "saved_models")})
+    report = zoo.run(train.RECIPE, cfg).report
+    assert report["metrics"]["sentences"] == 3
+    script = textwrap.dedent("""
+        import json, sys
+        sys.modules["zoo"] = None  # the served model must not need the zoo
+        import tensorflow as tf
+        out = tf.saved_model.load(sys.argv[1]).signatures["serving_default"](text=tf.constant(["le garçon écrit"]))
+        print(json.dumps([t.decode() for t in out["translation"].numpy()]))
+    """)
+    result = subprocess.run([sys.executable, "-I", "-c", script, report["saved_model"]], cwd="/tmp",
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    translator = keras.models.load_model(tmp_path / "run" / "model.keras")
+    assert served == [t.decode() for t in translator.translate(tf.constant(["le garçon écrit"]), cfg.decode.beam_width,
+                                                               cfg.serving.max_length_limit)[0].numpy()]

@@ -66,11 +66,16 @@ def split_examples(data_cfg, read, key, split: str) -> list:
     return examples
 
 
-def describe_splits(data_cfg, sizes: dict[str, int]) -> str:
-    """One line saying where each split came from and its size."""
-    parts = []
-    for split in SPLITS:
-        path = path_of(data_cfg, split)
-        origin = str(path) if path is not None else f"10 % of {data_cfg.train} by hash"
-        parts.append(f"{split} {sizes[split]} ({origin})")
-    return "data from files: " + ", ".join(parts)
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a user file; invalid UTF-8 is an error naming the line."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise FileFormatError(path, line, "not UTF-8 text") from None
+
+
+def report_split(data_cfg, split: str, what: str) -> None:
+    """Prints the size of a split read from files and where it came from."""
+    origin = path_of(data_cfg, split) or f"the hashed share of {data_cfg.train}"
+    print(f"data.{split}: {what} from {origin}")

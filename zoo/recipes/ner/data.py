@@ -88,11 +88,7 @@ def read_conll(path: Path) -> list[Sentence]:
             repaired += count
         tokens, tags, lines = [], [], []
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise files.FileFormatError(path, text_line(path, e.start), "not UTF-8 text") from None
-    for line_no, line in enumerate(text.splitlines(), 1):
+    for line_no, line in enumerate(files.read_text(path).splitlines(), 1):
         columns = line.split()
         if not columns:
             close()
@@ -113,11 +109,6 @@ def read_conll(path: Path) -> list[Sentence]:
     if repaired:
         print(f"{path}: {repaired} I- tags that start an entity read as B- (IOB1 or a stray I-)")
     return sentences
-
-
-def text_line(path: Path, offset: int) -> int:
-    """The 1-based line of byte ``offset`` in ``path``."""
-    return path.read_bytes()[:offset].count(b"\n") + 1
 
 
 @functools.lru_cache(maxsize=8)
@@ -143,8 +134,7 @@ def load_files(cfg: DataConfig, split: str) -> tf.data.Dataset:
             if tag not in index:
                 raise files.FileFormatError(sentence.path, line, f"tag {tag!r} never appears in the training file "
                                                                  f"{cfg.train} (its tags: {', '.join(names)})")
-    print(f"data.{split}: {len(sentences)} sentences, {sum(len(s.tokens) for s in sentences)} tokens "
-          f"({files.path_of(cfg, split) or f'{cfg.train}, hashed share'})")
+    files.report_split(cfg, split, f"{len(sentences)} sentences, {sum(len(s.tokens) for s in sentences)} tokens")
     tokens = tf.ragged.constant([s.tokens for s in sentences], dtype=tf.string)
     tags = tf.ragged.constant([[index[t] for t in s.tags] for s in sentences], dtype=tf.int32)
     return tf.data.Dataset.from_tensor_slices({"tokens": tokens, "tags": tags})  # rows of the ragged batch

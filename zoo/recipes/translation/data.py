@@ -19,7 +19,7 @@ from pathlib import Path
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from zoo.data import fetch
+from zoo.data import fetch, files
 from zoo.data.builder import Builder
 from zoo.recipes.translation.config import DataConfig
 
@@ -95,8 +95,32 @@ class BibleEsEn(Builder):
                 yield reference, {"reference": reference, "book": book, "es": es, "en": en}
 
 
+def read_pairs(path: Path) -> list[tuple[str, str]]:
+    """The ``(source, target)`` sentence pairs of a ``.tsv`` file: one ``source<TAB>target`` pair per line (UTF-8;
+    blank lines are skipped); a line without exactly one tab, or with an empty side, is an error naming it."""
+    pairs = []
+    for line_no, line in enumerate(files.read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise files.FileFormatError(path, line_no, f"expected 'source<TAB>target', found {len(fields)} "
+                                                       f"tab-separated fields")
+        source, target = (f.strip() for f in fields)
+        if not source or not target:
+            raise files.FileFormatError(path, line_no, f"empty {'source' if not source else 'target'} sentence")
+        pairs.append((source, target))
+    if not pairs:
+        raise files.FileFormatError(path, None, "no sentence pairs")
+    return pairs
+
+
 def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
     """``{"source": string, "target": string}`` examples of one split (train | validation | test), in file order."""
+    if cfg.source == "files":
+        pairs = files.split_examples(cfg, read_pairs, lambda pair: pair[0], split)
+        files.report_split(cfg, split, f"{len(pairs)} sentence pairs")
+        return tf.data.Dataset.from_tensor_slices({"source": [p[0] for p in pairs], "target": [p[1] for p in pairs]})
     if cfg.source == "bible":
         builder = BibleEsEn(data_dir=fetch.tfds_dir(cfg.tfds_data_dir))
         builder.download_and_prepare()
