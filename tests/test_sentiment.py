@@ -154,7 +154,7 @@ def test_saved_model_served_without_zoo_equals_in_memory_model_and_python_api(tr
     assert os.path.basename(version) == "1"
     export.check_core_ops(version)
     served = serve_without_zoo(version, {"text": np.array(TEXTS, dtype=object)}, tmp_path)
-    expected = model.make_serving_fn(text_model, cfg.serving)(tf.constant(TEXTS))
+    expected = model.make_serving_fn(text_model, cfg.serving, data.class_names(cfg.data))(tf.constant(TEXTS))
     np.testing.assert_allclose(served["probabilities"], expected["probabilities"], atol=1e-5)
     np.testing.assert_allclose(served["polarity"], expected["polarity"], atol=1e-5)
     assert served["rating"].tolist() == expected["rating"].numpy().tolist()
@@ -218,3 +218,76 @@ def test_trainer_that_sees_a_gpu_exports_from_a_cpu_only_subprocess(trained, mon
     served = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(TEXTS))
     expected = tf.saved_model.load(report["saved_model"]).signatures["serving_default"](text=tf.constant(TEXTS))
     np.testing.assert_allclose(served["probabilities"], expected["probabilities"], atol=1e-6)
+
+
+REVIEWS = {"negative": ["awful, dull and far too long", "the worst film of the year", "boring plot, bad acting",
+                        "I hated every minute"],
+           "neutral": ["it is a film about a family", "the film runs two hours", "shot in Paris in the spring",
+                       "a remake of an older film"],
+           "positive": ["a gorgeous, witty delight", "the best film of the year", "great acting, lovely plot",
+                        "I loved every minute"]}
+
+
+def write_reviews(path, rows):
+    """``rows`` of (text, label) as the suffix of ``path`` says: .csv, .tsv or .jsonl."""
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps({"text": t, "label": label, "id": i}) + "\n"
+                                for i, (t, label) in enumerate(rows)), encoding="utf-8")
+    else:
+        import csv
+
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, delimiter="\t" if path.suffix == ".tsv" else ",")
+            writer.writerow(["id", "text", "label"])
+            writer.writerows([i, t, label] for i, (t, label) in enumerate(rows))
+    return path
+
+
+def test_files_learn_their_classes_and_bad_rows_are_named(tmp_path):
+    named = [(t, label) for label, texts in REVIEWS.items() for t in texts] * 3
+    for suffix in (".csv", ".tsv", ".jsonl"):
+        cfg = config.from_dict(SentimentConfig, data={"source": "files",
+                                                      "train": str(write_reviews(tmp_path / f"r{suffix}", named))})
+        assert data.class_names(cfg.data) == ("negative", "neutral", "positive")
+        sizes = [len(list(data.load_split(cfg.data, split))) for split in ("train", "validation", "test")]
+        assert sum(sizes) == len(named)
+    stars = write_reviews(tmp_path / "stars.jsonl", [("ok", 2), ("great", 10), ("bad", 4)])
+    cfg = config.from_dict(SentimentConfig, data={"source": "files", "train": str(stars)})
+    assert data.class_names(cfg.data) == tuple(str(r) for r in range(2, 11))  # every rating from 2 to 10
+    bad = tmp_path / "bad.csv"
+    for text, message in [("text,stars\nok,1\n", r"bad\.csv:1: no 'label' column"),
+                          ("text,label\nok,1\n,2\n", r"bad\.csv:3: empty 'text'"),
+                          ('text,label\nok,1\n"multi\nline",\n', r"bad\.csv:4: empty 'label'")]:
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            data.class_names(config.from_dict(SentimentConfig, data={"source": "files", "train": str(bad)}).data)
+    (tmp_path / "bad.jsonl").write_text('{"text": "a", "label": "pos"}\n{"text": "b", "label": "neg"}\nnope\n')
+    with pytest.raises(ValueError, match=r"bad\.jsonl:3: not a JSON object"):
+        data.class_names(config.from_dict(SentimentConfig, data={"source": "files",
+                                                                  "train": str(tmp_path / "bad.jsonl")}).data)
+    test = write_reviews(tmp_path / "test.csv", [("fine", "positive"), ("so-so", "mixed")])
+    cfg = config.from_dict(SentimentConfig, data={"source": "files", "train": str(tmp_path / "r.csv"),
+                                                  "test": str(test)})
+    with pytest.raises(ValueError, match=r"test\.csv:3: label 'mixed' never appears in the training file"):
+        data.load_split(cfg.data, "test")
+
+
+@pytest.mark.slow
+def test_trained_on_three_named_classes_from_files_and_served_without_zoo(tmp_path):
+    rng = np.random.default_rng(0)
+    named = [(t, label) for label, texts in REVIEWS.items() for t in texts]
+    train_rows = [named[i] for i in rng.integers(0, len(named), 240)]
+    cfg = tiny_config(tmp_path, data={"source": "files", "train": str(write_reviews(tmp_path / "train.jsonl",
+                                                                                     train_rows)),
+                                      "validation": str(write_reviews(tmp_path / "dev.tsv", named)),
+                                      "test": str(write_reviews(tmp_path / "test.csv", named))},
+                      model={**TINY["model"], "ensemble_size": 1, "lexicon_feature": False},
+                      train={**TINY["train"], "epochs": 8, "learning_rate": 0.01, "run_dir": str(tmp_path / "run")})
+    report = zoo.run(RECIPE, cfg).report
+    metrics = report["metrics"]
+    assert metrics["overall"]["examples"] == 12 and metrics["overall"]["accuracy"] > 0.9
+    assert "binary_accuracy" not in metrics["overall"] and set(metrics["peers"]) == {"tfidf_lr"}  # three classes
+    served = serve_without_zoo(report["saved_model"], {"text": np.array([t for t, _ in named], dtype=object)},
+                               tmp_path)
+    assert set(served) == {"label", "probabilities"} and served["probabilities"].shape == (12, 3)
+    assert [v.decode() if isinstance(v, bytes) else v for v in served["label"]] == [label for _, label in named]

@@ -8,6 +8,8 @@ same split. Files are read afresh on every run (nothing is cached), so a changed
 
 from __future__ import annotations
 
+import csv
+import json
 import zlib
 from pathlib import Path
 
@@ -79,3 +81,50 @@ def report_split(data_cfg, split: str, what: str) -> None:
     """Prints the size of a split read from files and where it came from."""
     origin = path_of(data_cfg, split) or f"the hashed share of {data_cfg.train}"
     print(f"data.{split}: {what} from {origin}")
+
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl")
+
+
+def read_table(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    """``(line, {column: value})`` of each record of a ``.csv``, ``.tsv`` (a header row naming the columns) or
+    ``.jsonl`` file (one JSON object per line), for the named ``columns`` (others are ignored); every value is a
+    non-empty string (JSON numbers become their text). A missing column or an empty value is an error naming the
+    file and line; blank lines are skipped."""
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise FileFormatError(path, None, f"unknown table format {path.suffix!r}: use {', '.join(TABLE_SUFFIXES)}")
+    text = read_text(path)
+    records = []
+    if path.suffix.lower() == ".jsonl":
+        for line_no, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise FileFormatError(path, line_no, f"not a JSON object: {e.msg}") from None
+            if not isinstance(record, dict):
+                raise FileFormatError(path, line_no, "not a JSON object")
+            records.append((line_no, record))
+    else:
+        reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise FileFormatError(path, 1, f"no {', '.join(map(repr, missing))} column in the header "
+                                           f"(columns: {', '.join(reader.fieldnames or [])})")
+        records = [(reader.line_num, row) for row in reader if any((v or "").strip() for v in row.values())]
+    out = []
+    for line_no, record in records:
+        values = {}
+        for column in columns:
+            if column not in record:
+                raise FileFormatError(path, line_no, f"no {column!r} field")
+            value = record[column]
+            value = "" if value is None else str(value).strip()
+            if not value:
+                raise FileFormatError(path, line_no, f"empty {column!r}")
+            values[column] = value
+        out.append((line_no, values))
+    if not out:
+        raise FileFormatError(path, None, "no records")
+    return out

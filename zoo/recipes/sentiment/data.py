@@ -9,12 +9,16 @@ of ~20 human ratings on a -4..+4 scale. Targets:
   4: <= 2.4, 5: > 2.4);
 - ``polarity``: 1 if the mean is > 0, 0 if < 0; a mean of exactly 0 has no polarity (weight 0 in loss and metric).
 
+``files``: the user's ``.csv`` / ``.tsv`` / ``.jsonl`` files with ``text`` and ``label`` columns; the classes come
+from the training file's labels (``class_names``).
+
 Splits are fixed by a CRC32 hash of each snippet's id (80 % train, 10 % validation, 10 % test), so they never change
 between runs or machines; the test split is never used for early stopping.
 """
 
 from __future__ import annotations
 
+import functools
 import tarfile
 import zlib
 from pathlib import Path
@@ -23,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from zoo.data import fetch
+from zoo.data import fetch, files
 from zoo.data.builder import Builder
 from zoo.recipes.sentiment.config import VADER_DOMAINS, DataConfig
 
@@ -137,22 +141,93 @@ def load_imdb(cfg: DataConfig, split: str) -> tf.data.Dataset:
     })
 
 
+def has_polarity(cfg: DataConfig) -> bool:
+    """Whether the source has a positive/negative target beside its classes (the public corpora do)."""
+    return cfg.source != "files"
+
+
+def class_names(cfg: DataConfig) -> tuple[str, ...]:
+    """The classes the model predicts, by class id: the ratings "1".."5" for the public corpora; for ``files``, the
+    labels of the training file (integers: every rating from the lowest to the highest; names: sorted)."""
+    if cfg.source != "files":
+        return tuple(str(r) for r in range(1, NUM_RATINGS + 1))
+    path = files.path_of(cfg, "train")
+    stat = path.stat()
+    return _labels_of(path, stat.st_mtime_ns, stat.st_size)
+
+
+def integer_classes(names: tuple[str, ...]) -> bool:
+    """Whether the classes are integer ratings (served as ``rating``) rather than names (served as ``label``)."""
+    return all(_as_int(name) is not None for name in names)
+
+
+def _as_int(label: str):
+    try:
+        return int(label)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _labels_of(path: Path, mtime_ns: int, size: int) -> tuple[str, ...]:
+    labels = {values["label"] for _, values in files.read_table(path, ("text", "label"))}
+    numbers = [_as_int(label) for label in labels]
+    if all(n is not None for n in numbers):
+        return tuple(str(r) for r in range(min(numbers), max(numbers) + 1))
+    if len(labels) < 2:
+        raise files.FileFormatError(path, None, f"one label only ({labels.pop()!r}): a classifier needs two")
+    return tuple(sorted(labels))
+
+
+def load_files(cfg: DataConfig, split: str) -> tf.data.Dataset:
+    """One split of the user's labelled text files; a label that the training file never uses is an error naming
+    its line."""
+    names = class_names(cfg)
+    integer = integer_classes(names)
+    index = {name: i for i, name in enumerate(names)}
+
+    def read(path):
+        return [(path, line, values) for line, values in files.read_table(path, ("text", "label"))]
+
+    rows = files.split_examples(cfg, read, lambda row: row[2]["text"], split)
+    ids = []
+    for path, line, values in rows:
+        label = str(_as_int(values["label"])) if integer and _as_int(values["label"]) is not None else values["label"]
+        if label not in index:
+            raise files.FileFormatError(path, line, f"label {values['label']!r} never appears in the training file "
+                                                    f"{cfg.train} (its classes: {', '.join(names)})")
+        ids.append(index[label])
+    files.report_split(cfg, split, f"{len(rows)} texts")
+    n = len(rows)
+    return tf.data.Dataset.from_tensor_slices({
+        "text": [values["text"] for _, _, values in rows],
+        "rating": tf.constant(ids, tf.int32),
+        "rating_weight": tf.ones([n]),
+        "polarity": tf.zeros([n]),
+        "polarity_weight": tf.zeros([n]),
+        "domain": tf.fill([n], -1),
+    })
+
+
 def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
-    """One split as examples ``{"text": string, "rating": int32 0-4, "rating_weight": float32, "polarity": float32
-    0/1, "polarity_weight": float32, "domain": int32}`` (weights 0 where a target is unknown; ``domain`` indexes
-    ``VADER_DOMAINS``, -1 for other sources). The training split holds ``cfg.train_domains`` only."""
+    """One split as examples ``{"text": string, "rating": int32 class id (``class_names``), "rating_weight":
+    float32, "polarity": float32 0/1, "polarity_weight": float32, "domain": int32}`` (weights 0 where a target is
+    unknown; ``domain`` indexes ``VADER_DOMAINS``, -1 for other sources). The training split holds
+    ``cfg.train_domains`` only."""
+    if cfg.source == "files":
+        return load_files(cfg, split)
     if cfg.source == "imdb_reviews":
         return load_imdb(cfg, split)
     return load_vader(cfg, split, cfg.train_domains if split == "train" else VADER_DOMAINS)
 
 
-def to_training_example(vectorize, max_tokens: int):
-    """Maps an example to (token ids, targets, sample weights) as the classifier's fit expects."""
+def to_training_example(vectorize, max_tokens: int, polarity: bool = True):
+    """Maps an example to (token ids, targets, sample weights) as the classifier's fit expects (the polarity
+    target only where the classifier has that head)."""
+    heads = ("rating", "polarity") if polarity else ("rating",)
 
     def fn(ex):
         ids = vectorize(ex["text"])[:max_tokens]
-        targets = {"rating": ex["rating"], "polarity": ex["polarity"]}
-        weights = {"rating": ex["rating_weight"], "polarity": ex["polarity_weight"]}
-        return ids, targets, weights
+        return ids, {head: ex[head] for head in heads}, {head: ex[f"{head}_weight"] for head in heads}
 
     return fn

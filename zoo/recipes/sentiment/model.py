@@ -1,8 +1,8 @@
 """The sentiment network and its serving signature.
 
 Forward pass: text → TextVectorization (in the model, so the export takes strings) → word embedding → shared
-``RecurrentStack`` (BiLSTM by default) → ``MaskedPooling`` over valid steps → two heads: a 5-way rating softmax and a
-positive/negative sigmoid.
+``RecurrentStack`` (BiLSTM by default) → ``MaskedPooling`` over valid steps → two heads: a softmax over the classes
+(ratings 1-5, or the labels of the user's files) and, where the data has one, a positive/negative sigmoid.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from zoo import training
 from zoo.layers import MaskedPooling, RecurrentStack
+from zoo.recipes.sentiment import data
 from zoo.recipes.sentiment.config import DataConfig, ModelConfig, SentimentConfig, ServingConfig
 from zoo.serving import checked_strings
 
@@ -40,8 +41,10 @@ def lexicon_valence(vocabulary: list[str], lexicon: dict[str, float]) -> np.ndar
 
 
 def build_classifier(cfg: ModelConfig, vocab_size: int, valence: np.ndarray | None = None,
-                     name: str = "sentiment_classifier") -> keras.Model:
-    """Token ids `(batch, time)` (0 = padding, right-padded) → `{"rating": (batch, 5), "polarity": (batch, 1)}`.
+                     name: str = "sentiment_classifier", num_classes: int = NUM_RATINGS,
+                     polarity: bool = True) -> keras.Model:
+    """Token ids `(batch, time)` (0 = padding, right-padded) → `{"rating": (batch, num_classes)[, "polarity":
+    (batch, 1)]}` (the polarity head where the data has a positive/negative target).
 
     With ``cfg.lexicon_feature`` each token's embedding is extended by its frozen lexicon valence ``valence``
     `(vocab_size, 1)`, set after the model is built (so the `.keras` file stores it as a weight).
@@ -59,10 +62,9 @@ def build_classifier(cfg: ModelConfig, vocab_size: int, valence: np.ndarray | No
                        residual=cfg.residual, return_sequences=True, name="recurrent_stack")(x, mask=mask)
     x = MaskedPooling(cfg.pooling, name="pooling")(x, mask=mask)
     x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
-    outputs = {
-        "rating": keras.layers.Dense(NUM_RATINGS, activation="softmax", name="rating")(x),
-        "polarity": keras.layers.Dense(1, activation="sigmoid", name="polarity")(x),
-    }
+    outputs = {"rating": keras.layers.Dense(num_classes, activation="softmax", name="rating")(x)}
+    if polarity:
+        outputs["polarity"] = keras.layers.Dense(1, activation="sigmoid", name="polarity")(x)
     return keras.Model(ids, outputs, name=name)
 
 
@@ -78,24 +80,34 @@ def build_ensemble(members: list[keras.Model]) -> keras.Model:
 
 def build_text_model(vectorizer: keras.layers.TextVectorization, classifier: keras.Model,
                      max_tokens: int) -> keras.Model:
-    """Strings `(batch,)` → `{"probabilities": (batch, 5) over ratings 1-5, "polarity": (batch, 1)}`; what is
-    saved, evaluated and exported."""
+    """Strings `(batch,)` → `{"probabilities": (batch, classes)[, "polarity": (batch, 1)]}`; what is saved,
+    evaluated and exported."""
     text = keras.Input(shape=(), dtype="string", name="text")
     outputs = classifier(vectorizer(text)[:, :max_tokens])
-    return keras.Model(text, {"probabilities": outputs["rating"], "polarity": outputs["polarity"]}, name="sentiment")
+    return keras.Model(text, {"probabilities" if head == "rating" else head: out for head, out in outputs.items()},
+                       name="sentiment")
 
 
 def compile_classifier(classifier: keras.Model, cfg: SentimentConfig) -> None:
+    heads = {"rating": ("sparse_categorical_crossentropy", 1.0, "sparse_categorical_accuracy"),
+             "polarity": ("binary_crossentropy", cfg.model.polarity_loss_weight, "binary_accuracy")}
+    heads = {name: head for name, head in heads.items() if name in classifier.output}
     classifier.compile(
         optimizer=training.optimizer(cfg.train),
-        loss={"rating": "sparse_categorical_crossentropy", "polarity": "binary_crossentropy"},
-        loss_weights={"rating": 1.0, "polarity": cfg.model.polarity_loss_weight},
-        weighted_metrics={"rating": ["sparse_categorical_accuracy"], "polarity": ["binary_accuracy"]},
+        loss={name: loss for name, (loss, _, _) in heads.items()},
+        loss_weights={name: weight for name, (_, weight, _) in heads.items()},
+        weighted_metrics={name: [metric] for name, (_, _, metric) in heads.items()},
     )
 
 
-def make_serving_fn(text_model: keras.Model, cfg: ServingConfig):
-    """The ``serving_default`` function: raw strings in, decoded answers out, with bounds checked in the graph."""
+def make_serving_fn(text_model: keras.Model, cfg: ServingConfig, class_names: tuple[str, ...]):
+    """The ``serving_default`` function: raw strings in, decoded answers out, with bounds checked in the graph.
+
+    Answers: ``probabilities`` over ``class_names``; the most likely class as ``rating`` (int32) when the classes
+    are integer ratings, else as ``label`` (string); ``polarity`` where the model has that head.
+    """
+    integer = data.integer_classes(class_names)
+    classes = tf.constant([int(n) for n in class_names] if integer else list(class_names))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
@@ -105,10 +117,10 @@ def make_serving_fn(text_model: keras.Model, cfg: ServingConfig):
         text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
         outputs = text_model(text, training=False)
         probabilities = outputs["probabilities"]
-        return {
-            "rating": tf.cast(tf.argmax(probabilities, axis=-1), tf.int32) + 1,
-            "polarity": outputs["polarity"][:, 0],
-            "probabilities": probabilities,
-        }
+        answer = {"rating" if integer else "label": tf.gather(classes, tf.argmax(probabilities, axis=-1)),
+                  "probabilities": probabilities}
+        if "polarity" in outputs:
+            answer["polarity"] = outputs["polarity"][:, 0]
+        return answer
 
     return serve

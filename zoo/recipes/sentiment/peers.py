@@ -4,8 +4,8 @@
   log-count ratio, a linear SVM on them, its weights interpolated towards their mean magnitude (``beta``).
 - ``tfidf_lr``: logistic regression on sublinear TF-IDF of word 1-2-grams and character 2-5-grams (within words).
 
-Both predict the binary polarity (the examples that have one); their regularisation ``C`` is chosen on the validation
-split, never the test split.
+Both predict the binary polarity (the examples that have one), or for the user's files their classes (NBSVM only
+where there are two); their regularisation ``C`` is chosen on the validation split, never the test split.
 """
 
 from __future__ import annotations
@@ -57,20 +57,25 @@ def tfidf_lr(C: float = 1.0):
 
 
 PEERS = {"nbsvm_bi": lambda C, cfg: NBSVM(C=C, beta=cfg.nbsvm_beta), "tfidf_lr": lambda C, cfg: tfidf_lr(C)}
+BINARY_ONLY = ("nbsvm_bi",)
 
 
 def fit_peers(cfg, train: tuple, validation: tuple) -> dict:
-    """Each peer fitted on ``train`` = (texts, 0/1 labels) for every ``cfg.c_grid`` value, the one most accurate on
-    ``validation`` kept; returns ``{name: (model, facts)}`` and the seconds each peer's fitting took."""
+    """Each peer fitted on ``train`` = (texts, integer labels) for every ``cfg.c_grid`` value, the one most accurate
+    on ``validation`` kept (NBSVM only for two classes); returns ``{name: (model, facts)}`` and the seconds each
+    peer's fitting took."""
     fitted, seconds = {}, {}
+    binary = set(np.unique(train[1])) <= {0, 1}
     for name, make in PEERS.items():
+        if name in BINARY_ONLY and not binary:
+            continue
         started, best = time.time(), None
         for C in cfg.c_grid:
             peer = make(C, cfg).fit(*train)
             accuracy = float((peer.predict(validation[0]) == validation[1]).mean())
             if best is None or accuracy > best[1]:
                 best = (peer, accuracy, C)
-        fitted[name] = (best[0], {"C": best[2], "validation_binary_accuracy": round(best[1], 4)})
+        fitted[name] = (best[0], {"C": best[2], "validation_accuracy": round(best[1], 4)})
         seconds[name] = round(time.time() - started, 1)
     return fitted, seconds
 

@@ -31,7 +31,7 @@ def make_vectorizer(cfg: SentimentConfig, train: tf.data.Dataset):
 
 def make_datasets(cfg: SentimentConfig, vectorizer, train: tf.data.Dataset, validation: tf.data.Dataset):
     """Vectorised, length-bucketed train/validation datasets of (ids, targets, weights) and the training size."""
-    to_example = data.to_training_example(vectorizer, cfg.data.max_tokens)
+    to_example = data.to_training_example(vectorizer, cfg.data.max_tokens, data.has_polarity(cfg.data))
     train_ds = train.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).cache()
     val_ds = validation.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).cache()
     lengths = [int(n) for n in train_ds.map(lambda ids, *_: tf.size(ids)).as_numpy_iterator()]
@@ -46,72 +46,85 @@ def make_datasets(cfg: SentimentConfig, vectorizer, train: tf.data.Dataset, vali
 def predict_texts(text_model: keras.Model, texts: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
     outputs = [text_model(tf.constant(texts[i:i + batch_size]), training=False)
                for i in range(0, len(texts), batch_size)]
-    return {k: np.concatenate([np.asarray(o[k]) for o in outputs]) for k in ("probabilities", "polarity")}
+    return {k: np.concatenate([np.asarray(o[k]) for o in outputs]) for k in outputs[0]}
 
 
-def polar_examples(split: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """(texts, 0/1 polarity) of the examples of ``split`` that have a polarity."""
-    examples = [ex for ex in split.as_numpy_iterator() if ex["polarity_weight"] > 0]
+def peer_examples(cfg: SentimentConfig, split: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(texts, labels) of the examples of ``split`` that have the peers' target: the 0/1 polarity where the data
+    has one, else the class."""
+    target = "polarity" if data.has_polarity(cfg.data) else "rating"
+    examples = [ex for ex in split.as_numpy_iterator() if ex[f"{target}_weight"] > 0]
     return (np.array([ex["text"].decode() for ex in examples], dtype=object),
-            np.array([int(ex["polarity"]) for ex in examples]))
+            np.array([int(ex[target]) for ex in examples]))
 
 
 def evaluate(text_model: keras.Model, cfg: SentimentConfig, splits: dict,
              name: str = "test") -> tuple[dict, dict[str, float]]:
-    """Held-out metrics: binary accuracy (overall and per VADER domain, with its standard error), 5-class accuracy
-    and rating MAE; with ``cfg.peers.enabled``, the classical peers fitted on the training split beside them (their
-    binary accuracy and the zoo's lead over each, with the standard error of the paired difference). Returns the
-    metrics and the seconds each peer's fitting took (kept apart: the metrics of a seed do not vary)."""
+    """Held-out metrics: class accuracy (5 ratings, or the classes of the user's files) and, for integer ratings,
+    their MAE; where the data has polarity, binary accuracy; each overall and per VADER domain, accuracies with
+    their standard error. With ``cfg.peers.enabled``, the classical peers fitted on the training split beside them
+    (their accuracy on the peers' target, binary polarity or the class, and the zoo's lead over each, with the
+    standard error of the paired difference). Returns the metrics and the seconds each peer's fitting took (kept
+    apart: the metrics of a seed do not vary)."""
     examples = list(splits[name].as_numpy_iterator())
     texts = np.array([ex["text"] for ex in examples], dtype=object)
     pred = predict_texts(text_model, texts)
+    polar = data.has_polarity(cfg.data)
+    integer = data.integer_classes(data.class_names(cfg.data))
     rating_true = np.array([ex["rating"] for ex in examples])
     rating_pred = pred["probabilities"].argmax(-1)
-    polarity_true = np.array([ex["polarity"] for ex in examples])
-    correct = (pred["polarity"][:, 0] > 0.5).astype(np.float32) == polarity_true
-    has_polarity = np.array([ex["polarity_weight"] for ex in examples]) > 0
     has_rating = np.array([ex["rating_weight"] for ex in examples]) > 0
+    if polar:
+        target_true = np.array([ex["polarity"] for ex in examples])
+        correct = (pred["polarity"][:, 0] > 0.5).astype(np.float32) == target_true
+        has_target = np.array([ex["polarity_weight"] for ex in examples]) > 0
+    else:
+        target_true, correct, has_target = rating_true, rating_pred == rating_true, has_rating
+    target_metric = "binary_accuracy" if polar else "accuracy"
     domains = np.array([ex["domain"] for ex in examples])
     subsets = {"overall": np.ones(len(examples), bool)}
     if cfg.data.source == "vader":
         subsets.update({domain: domains == i for i, domain in enumerate(VADER_DOMAINS) if (domains == i).any()})
 
     def summary(select):
-        polar, rated = select & has_polarity, select & has_rating
-        result = {"examples": int(select.sum()), "binary_accuracy": float(correct[polar].mean()),
-                  "binary_accuracy_se": float(correct[polar].std() / np.sqrt(max(polar.sum(), 1)))}
-        if rated.any():
+        chosen, rated = select & has_target, select & has_rating
+        result = {"examples": int(select.sum()), target_metric: float(correct[chosen].mean()),
+                  f"{target_metric}_se": float(correct[chosen].std() / np.sqrt(max(chosen.sum(), 1)))}
+        if polar and rated.any():
             result["rating_accuracy"] = float((rating_pred[rated] == rating_true[rated]).mean())
+        if integer and rated.any():
             result["rating_mae"] = float(np.abs(rating_pred[rated] - rating_true[rated]).mean())
         return result
 
     metrics = {"split": name, **{subset: summary(select) for subset, select in subsets.items()}}
     seconds = {}
     if cfg.peers.enabled:
-        fitted, seconds = peers.fit_peers(cfg.peers, polar_examples(splits["train"]),
-                                          polar_examples(splits["validation"]))
+        fitted, seconds = peers.fit_peers(cfg.peers, peer_examples(cfg, splits["train"]),
+                                          peer_examples(cfg, splits["validation"]))
         decoded = np.array([t.decode() for t in texts], dtype=object)
         metrics["peers"] = {}
         for peer_name, (peer, facts) in fitted.items():
-            peer_correct = peer.predict(decoded[has_polarity]) == polarity_true[has_polarity]
+            peer_correct = peer.predict(decoded[has_target]) == target_true[has_target]
             rows = {}
             for subset, select in subsets.items():
-                chosen = select[has_polarity]
-                rows[subset] = {"binary_accuracy": float(peer_correct[chosen].mean()),
-                                **peers.paired_difference(correct[has_polarity][chosen], peer_correct[chosen])}
+                chosen = select[has_target]
+                rows[subset] = {target_metric: float(peer_correct[chosen].mean()),
+                                **peers.paired_difference(correct[has_target][chosen], peer_correct[chosen])}
             metrics["peers"][peer_name] = {**facts, **rows}
     return metrics, seconds
 
 
 def format_metrics(metrics: dict) -> str:
-    lines = table({"subset": "", "n": "d", "binary acc": ".4f", "± se": ".4f", "5-class acc": ".4f",
-                   "rating MAE": ".4f"},
-                  [(name, m["examples"], m["binary_accuracy"], m.get("binary_accuracy_se"), m.get("rating_accuracy"),
+    target = "binary_accuracy" if "binary_accuracy" in metrics["overall"] else "accuracy"
+    title = {"binary_accuracy": "binary acc", "accuracy": "accuracy"}[target]
+    lines = table({"subset": "", "n": "d", title: ".4f", "± se": ".4f", "5-class acc": ".4f", "rating MAE": ".4f"},
+                  [(name, m["examples"], m[target], m.get(f"{target}_se"), m.get("rating_accuracy"),
                     m.get("rating_mae")) for name, m in metrics.items() if isinstance(m, dict) and name != "peers"])
     if "peers" in metrics:
-        lines += "\n\nClassical peers on the same split (binary accuracy; zoo − peer ± se of the paired difference):\n"
+        lines += (f"\n\nClassical peers on the same split ({title}; zoo − peer ± se of the paired "
+                  f"difference):\n")
         lines += table({"peer": "", "subset": "", "peer acc": ".4f", "zoo − peer": "+.4f", "± se": ".4f"},
-                       [(name, subset, row["binary_accuracy"], row["difference"], row["difference_se"])
+                       [(name, subset, row[target], row["difference"], row["difference_se"])
                         for name, peer in metrics["peers"].items() for subset, row in peer.items()
                         if isinstance(row, dict)])
     return lines
@@ -128,14 +141,15 @@ class SentimentRecipe(Recipe):
     def prepare(self, cfg, splits):
         vectorizer, valence = make_vectorizer(cfg, splits["train"])
         train_ds, val_ds, num_train = make_datasets(cfg, vectorizer, splits["train"], splits["validation"])
-        return Prepared(train_ds, val_ds, facts={"training_examples": num_train,
+        return Prepared(train_ds, val_ds, facts={"training_examples": num_train, "classes": data.class_names(cfg.data),
                                                  "vocabulary": vectorizer.vocabulary_size()},
                         state={"vectorizer": vectorizer, "valence": valence})
 
     def build(self, cfg, prepared, member):
         vectorizer = prepared.state["vectorizer"]
         classifier = model.build_classifier(cfg.model, vectorizer.vocabulary_size(), prepared.state["valence"],
-                                            name=f"classifier_{member}")
+                                            name=f"classifier_{member}", num_classes=len(data.class_names(cfg.data)),
+                                            polarity=data.has_polarity(cfg.data))
         model.compile_classifier(classifier, cfg)
         return classifier
 
@@ -150,7 +164,7 @@ class SentimentRecipe(Recipe):
         return f"Held-out test split:\n{format_metrics(report['metrics'])}"
 
     def endpoints(self, cfg, text_model):
-        return {"serving_default": model.make_serving_fn(text_model, cfg.serving)}
+        return {"serving_default": model.make_serving_fn(text_model, cfg.serving, data.class_names(cfg.data))}
 
     def example_inputs(self, cfg):
         return ["A gorgeous, witty film.", "dull and far too long"]
