@@ -126,3 +126,31 @@ def test_a_damaged_prepared_dataset_is_prepared_again(tmp_path, capsys):
     assert sorted(int(ex["x"]) for ex in again.as_dataset(split="train").as_numpy_iterator()) == list(range(10))
     Numbers(data_dir=str(tmp_path)).download_and_prepare()  # verified now: nothing said, nothing prepared
     assert "damaged" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("recipe, overrides, dataset", [
+    ("sentiment", {"source": "imdb_reviews"}, "imdb_reviews"),
+    ("ner", {"source": "conll2003"}, "conll2003"),
+    ("translation", {"source": "tfds"}, "ted_hrlr_translate/pt_to_en"),
+])
+def test_an_unreachable_public_dataset_fails_within_seconds_with_one_clear_message(recipe, overrides, dataset,
+                                                                                  tmp_path, monkeypatch):
+    """With the network blocked (a proxy on a closed local port), a dataset that is not prepared stops at once
+    with a message naming it, where TFDS looked and how to place it by hand, instead of minutes of retries."""
+    import time
+
+    import zoo
+    from zoo import recipes
+
+    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    cfg = zoo.configure(recipe, data={**overrides, "tfds_data_dir": str(tmp_path)})
+    started = time.time()
+    with pytest.raises(fetch.DataUnavailableError) as error:
+        recipes.get(recipe).load_split(cfg.data, "train")
+    assert time.time() - started < 60
+    message = str(error.value)
+    assert f"TFDS dataset {dataset!r} is not prepared in {tmp_path}" in message and "ProxyError" in message
+    assert "download_and_prepare()" in message and str(tmp_path / "downloads" / "manual") in message

@@ -293,3 +293,14 @@ def test_trained_on_user_files_and_served_without_zoo(tmp_path):
     translator = keras.models.load_model(tmp_path / "run" / "model.keras")
     assert served == [t.decode() for t in translator.translate(tf.constant(["le garçon écrit"]), cfg.decode.beam_width,
                                                                cfg.serving.max_length_limit)[0].numpy()]
+
+
+def test_a_bad_user_file_ends_the_command_with_one_line_naming_it(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a\tb\nbroken line\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "zoo.recipes.translation", "--data.source", "files",
+                             "--data.train", str(bad), "--train.run_dir", str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (f"translation: error: {bad}:2: expected 'source<TAB>target', "
+                                                      f"found 1 tab-separated fields")

@@ -38,6 +38,49 @@ def tfds_dir(configured: str = "") -> str:
     return configured or str(cache_dir() / "tfds")
 
 
+class DataUnavailableError(RuntimeError):
+    """A public dataset that is not prepared here and cannot be downloaded from here."""
+
+
+def load_tfds(name: str, data_dir: str, **as_dataset_kwargs):
+    """``tfds.load(name, data_dir=data_dir, shuffle_files=False, **as_dataset_kwargs)``, failing within seconds with
+    one clear `DataUnavailableError` when the dataset is not prepared in ``data_dir`` and cannot be downloaded.
+
+    Offline, TFDS retries each URL ten times with exponential backoff (about 3.5 minutes) and ends in a long
+    traceback from requests; here a download is tried once, and its failure says which dataset, where TFDS looked,
+    and how to bring the data over by hand.
+    """
+    import urllib.error
+
+    import requests
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download import downloader
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    retries = downloader.MAX_RETRIES  # read by TFDS on every request; it has no option for it
+    downloader.MAX_RETRIES = 0
+    try:
+        builder.download_and_prepare()
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, urllib.error.URLError) as error:
+        raise DataUnavailableError(unavailable_message(name, data_dir, builder, error)) from None
+    finally:
+        downloader.MAX_RETRIES = retries
+    return builder.as_dataset(shuffle_files=False, **as_dataset_kwargs)
+
+
+def unavailable_message(name: str, data_dir: str, builder, error: Exception) -> str:
+    reason = str(error).splitlines()[0][:300]
+    manual_dir = Path(data_dir) / "downloads" / "manual"
+    return (f"TFDS dataset {name!r} is not prepared in {data_dir} and cannot be downloaded from here "
+            f"({type(error).__name__}: {reason}).\n"
+            f"To use it offline, prepare it on a machine with internet access and copy it over:\n"
+            f"  python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}', data_dir='tfds')"
+            f".download_and_prepare()\"\n"
+            f"  then copy tfds/{builder.info.full_name} to {Path(data_dir) / builder.info.full_name}\n"
+            f"  (or point data.tfds_data_dir at a directory that holds it; the default is <zoo cache>/tfds).\n"
+            f"Datasets whose files must be fetched by hand read them from {manual_dir}.")
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

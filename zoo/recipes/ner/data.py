@@ -230,7 +230,7 @@ def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
         ds, tags_key = builder.as_dataset(split=split, shuffle_files=False), "tags"
     else:
         tfds_split = {"train": "train", "validation": "dev", "test": "test"}[split]
-        ds = tfds.load("conll2003", split=tfds_split, data_dir=fetch.tfds_dir(cfg.tfds_data_dir), shuffle_files=False)
+        ds = fetch.load_tfds("conll2003", fetch.tfds_dir(cfg.tfds_data_dir), split=tfds_split)
         tags_key = "ner"
     ds = ds.map(lambda ex: {"tokens": ex["tokens"], "tags": tf.cast(ex[tags_key], tf.int32)})
     return ds.filter(lambda ex: tf.size(ex["tokens"]) > 0)

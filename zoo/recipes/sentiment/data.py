@@ -130,7 +130,7 @@ def load_vader(cfg: DataConfig, split: str, domains=VADER_DOMAINS) -> tf.data.Da
 def load_imdb(cfg: DataConfig, split: str) -> tf.data.Dataset:
     """IMDB reviews through TFDS (binary labels only: the rating head gets zero weight)."""
     tfds_split = {"train": "train[:90%]", "validation": "train[90%:]", "test": "test"}[split]
-    ds = tfds.load("imdb_reviews", split=tfds_split, data_dir=fetch.tfds_dir(cfg.tfds_data_dir), shuffle_files=False)
+    ds = fetch.load_tfds("imdb_reviews", fetch.tfds_dir(cfg.tfds_data_dir), split=tfds_split)
     return ds.map(lambda ex: {
         "text": ex["text"],
         "rating": tf.constant(0, tf.int32),

@@ -340,7 +340,7 @@ def load_tfds_corpus(cfg: DataConfig, split: str) -> tf.data.Dataset:
     else:
         tfds_split = {"train": "train[:90%]", "validation": "train[90%:95%]"}.get(split, "train[95%:]")
         rate, text_key = 22050, "text_normalized"
-    ds = tfds.load(cfg.source, split=tfds_split, data_dir=fetch.tfds_dir(cfg.tfds_data_dir), shuffle_files=False)
+    ds = fetch.load_tfds(cfg.source, fetch.tfds_dir(cfg.tfds_data_dir), split=tfds_split)
 
     def convert(ex):
         audio = _as_float(ex["speech"])

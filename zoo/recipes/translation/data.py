@@ -126,6 +126,5 @@ def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
         builder.download_and_prepare()
         ds = builder.as_dataset(split=split, shuffle_files=False, as_supervised=True)
     else:
-        ds = tfds.load(cfg.tfds_name, split=split, data_dir=fetch.tfds_dir(cfg.tfds_data_dir), shuffle_files=False,
-                       as_supervised=True)
+        ds = fetch.load_tfds(cfg.tfds_name, fetch.tfds_dir(cfg.tfds_data_dir), split=split, as_supervised=True)
     return ds.map(lambda source, target: {"source": source, "target": target})

@@ -214,11 +214,8 @@ def resize_frames(frames, size: int):
 
 def load_ucf101(cfg: DataConfig, split: str) -> tf.data.Dataset:
     """UCF101 clips: every ``frame_stride``-th frame, cut to max_frames, resized to ``frame_size``."""
-    import tensorflow_datasets as tfds
-
     tfds_split = {"train": "train[:90%]", "validation": "train[90%:]", "test": "test"}[split]
-    ds = tfds.load(f"ucf101/{cfg.ucf101_config}", split=tfds_split, data_dir=fetch.tfds_dir(cfg.tfds_data_dir),
-                   shuffle_files=False)
+    ds = fetch.load_tfds(f"ucf101/{cfg.ucf101_config}", fetch.tfds_dir(cfg.tfds_data_dir), split=tfds_split)
     return ds.map(lambda ex: {"frames": resize_frames(ex["video"][::cfg.frame_stride][:cfg.max_frames],
                                                       cfg.frame_size),
                               "label": tf.cast(ex["label"], tf.int32)}, num_parallel_calls=tf.data.AUTOTUNE)
