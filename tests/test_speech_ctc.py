@@ -246,3 +246,78 @@ def test_served_model_handles_bad_inputs(smoke_run):
         answer(np.zeros((clips, longest), np.float32), [longest] * clips)
     with pytest.raises(tf.errors.InvalidArgumentError, match="one entry per row"):
         answer(np.zeros((2, 100)), [100])
+
+
+FRENCH = ["ça va bien", "un café au lait", "le garçon est là", "une élève française", "où est la gare",
+          "il fait très beau", "merci beaucoup", "à demain"]
+
+
+def write_clips(tmp_path, texts, subdir="clips"):
+    """espeak-ng French clips in varied formats (16 kHz mono WAV, 8 kHz stereo FLAC, 22.05 kHz Ogg) and a manifest
+    ``.csv`` beside them with paths relative to it."""
+    from scipy.signal import resample_poly
+
+    (tmp_path / subdir).mkdir(exist_ok=True)
+    rows = ["path,text"]
+    for i, text in enumerate(texts):
+        audio = data.synthesize(text, "fr", 160, 50)
+        if i % 3 == 1:
+            name, audio, rate = f"{i}.flac", np.stack([resample_poly(audio, 1, 2)] * 2, axis=1), 8000
+        elif i % 3 == 2:
+            name, audio, rate = f"{i}.ogg", resample_poly(audio, 441, 320), 22050
+        else:
+            name, rate = f"{i}.wav", SAMPLE_RATE
+        import soundfile
+
+        soundfile.write(tmp_path / subdir / name, audio, rate)
+        rows.append(f'{subdir}/{name},"{text}"')
+    manifest = tmp_path / f"{subdir}.csv"
+    manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return manifest
+
+
+def test_manifest_files_give_their_alphabet_and_bad_clips_are_named(tmp_path):
+    manifest = write_clips(tmp_path, FRENCH[:3])
+    cfg = config.from_dict(SpeechConfig, data={"source": "files", "train": str(manifest), "test": str(manifest)})
+    assert data.alphabet_of(cfg.data) == " abcefgilnorstuvàçé"  # a space and the letters of the transcripts
+    clips = list(data.load_split(cfg.data, "test_real").as_numpy_iterator())
+    assert [c["text"].decode() for c in clips] == FRENCH[:3] and all(c["real"] for c in clips)
+    durations = [c["audio"].size / SAMPLE_RATE for c in clips]  # every clip at 16 kHz, mono, about as long
+    assert all(c["audio"].ndim == 1 for c in clips) and max(durations) < 2 * min(durations)
+    assert list(data.load_split(cfg.data, "test_synthetic")) == []
+    (tmp_path / "clips" / "broken.wav").write_text("not audio")
+    import soundfile
+
+    soundfile.write(tmp_path / "clips" / "empty.wav", np.zeros(0, np.float32), SAMPLE_RATE)
+    for row, message in [("clips/missing.wav,hola", r"bad\.csv:3: clips/missing\.wav: cannot be read as audio"),
+                         ("clips/broken.wav,hola", r"bad\.csv:3: clips/broken\.wav: cannot be read as audio"),
+                         ("clips/empty.wav,hola", r"bad\.csv:3: clips/empty\.wav: the audio is empty"),
+                         ("clips/0.wav,", r"bad\.csv:3: empty 'text'")]:
+        (tmp_path / "bad.csv").write_text(f"path,text\nclips/0.wav,ça va\n{row}\n", encoding="utf-8")
+        bad = config.from_dict(SpeechConfig, data={"source": "files", "train": str(tmp_path / "bad.csv")})
+        with pytest.raises(ValueError, match=message):
+            data.load_split(bad.data, "train")
+
+
+def test_trained_on_user_files_and_served_without_zoo(tmp_path):
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed (Debian package espeak-ng)")
+    train_manifest = write_clips(tmp_path, FRENCH * 2, "train")
+    test_manifest = write_clips(tmp_path, FRENCH[:4], "test")
+    cfg = tiny_config(tmp_path, data={"source": "files", "train": str(train_manifest), "test": str(test_manifest),
+                                      "validation": str(test_manifest)},
+                      train={"epochs": 1, "batch_size": 4})
+    report = zoo.run(train.RECIPE, cfg).report
+    assert report["metrics"]["test_real"]["examples"] == 4
+    alphabet = data.alphabet_of(cfg.data)
+    assert {"ç", "é", "à", "è"} <= set(alphabet)
+    acoustic = keras.models.load_model(report["model"])
+    audio, lengths = tone_batch([SAMPLE_RATE, SAMPLE_RATE // 2])
+    expected = model.transcribe(acoustic, audio, lengths, alphabet, cfg.model.beam_width)
+    np.savez(tmp_path / "batch.npz", audio=audio, lengths=lengths)
+    result = subprocess.run([sys.executable, "-I", "-c", SERVE_WITHOUT_ZOO, report["saved_model"],
+                             str(tmp_path / "batch.npz")], cwd="/tmp", capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served["transcript"] == [t.decode() for t in expected["transcript"].numpy()]
+    assert set("".join(served["transcript"])) <= set(alphabet)

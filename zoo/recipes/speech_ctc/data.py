@@ -20,6 +20,7 @@ setting generates a new copy and an unchanged one is read from the cache. All au
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import hashlib
 import io
 import json
@@ -36,7 +37,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from scipy.signal import resample_poly
 
-from zoo.data import fetch
+from zoo.data import fetch, files
 from zoo.data.builder import Builder
 from zoo.recipes.speech_ctc.config import SAMPLE_RATE, DataConfig
 
@@ -54,11 +55,11 @@ def _hash_percent(key: str) -> int:
     return zlib.crc32(key.encode()) % 100
 
 
-def normalize_text(text, alphabet: str):
+def normalize_text(text, alphabet: str, plain_single_vowels: bool = True):
     """Lower-cases, maps characters outside ``alphabet`` to spaces and collapses spaces (tf string tensor op)."""
     text = tf.strings.lower(text, encoding="utf-8")
     # The 1909 orthography writes the words "a", "e", "o", "u" with accents; nobody hears them.
-    for accented, plain in (("á", "a"), ("é", "e"), ("ó", "o"), ("ú", "u")):
+    for accented, plain in (("á", "a"), ("é", "e"), ("ó", "o"), ("ú", "u")) if plain_single_vowels else ():
         text = tf.strings.regex_replace(text, rf"(^|[^\pL]){accented}([^\pL]|$)", rf"\1{plain}\2")
     escaped = "".join("\\" + c if c in r"\^-]['" else c for c in alphabet)
     text = tf.strings.regex_replace(text, f"[^{escaped}]+", " ")
@@ -350,6 +351,59 @@ def load_tfds_corpus(cfg: DataConfig, split: str) -> tf.data.Dataset:
     return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def alphabet_of(cfg: DataConfig) -> str:
+    """The characters the model writes: ``data.alphabet``, or for ``files`` a space and every letter, digit and
+    apostrophe of the training transcripts (lower-cased), sorted."""
+    if cfg.source != "files":
+        return cfg.alphabet
+    path = files.path_of(cfg, "train")
+    stat = path.stat()
+    return _alphabet_of(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _alphabet_of(path: Path, mtime_ns: int, size: int) -> str:
+    chars = {c for _, row in files.read_table(path, ("path", "text")) for c in row["text"].lower()
+             if c.isalnum() or c == "'"}
+    return " " + "".join(sorted(chars))
+
+
+def read_manifest(path: Path) -> list[tuple[Path, int, Path, str]]:
+    """``(manifest, line, audio path, transcript)`` of a ``.csv`` / ``.tsv`` manifest with ``path`` (relative to
+    the manifest) and ``text`` columns; an audio file that is missing, unreadable or empty is an error naming the
+    manifest's line (only its header is read here, the samples when the clip is used)."""
+    clips = []
+    for line, row in files.read_table(path, ("path", "text")):
+        audio = path.parent / row["path"]
+        try:
+            frames = soundfile.info(str(audio)).frames
+        except (RuntimeError, OSError) as error:  # libsndfile's errors are RuntimeErrors
+            raise files.FileFormatError(path, line, f"{row['path']}: cannot be read as audio ({error})") from None
+        if frames == 0:
+            raise files.FileFormatError(path, line, f"{row['path']}: the audio is empty")
+        clips.append((path, line, audio, row["text"]))
+    return clips
+
+
+def load_files(cfg: DataConfig, split: str) -> tf.data.Dataset:
+    """One split of the user's manifests, decoded with soundfile (any format, rate and channel count) to 16 kHz
+    mono as it is read; every clip counts as real speech. There is no synthetic test split."""
+    if split == "test_synthetic":
+        return tf.data.Dataset.from_tensor_slices({"audio": tf.zeros([0, 0]), "text": tf.constant([], tf.string),
+                                                   "real": tf.zeros([0], tf.bool)})
+    clips = files.split_examples(cfg, read_manifest, lambda clip: str(clip[2]), "test" if split == "test_real"
+                                 else split)
+    files.report_split(cfg, "test" if split == "test_real" else split, f"{len(clips)} clips")
+    paths, texts = [str(clip[2]) for clip in clips], [clip[3] for clip in clips]
+
+    def decode(path):
+        return read_audio(path.decode())
+
+    ds = tf.data.Dataset.from_tensor_slices({"path": paths, "text": texts})
+    return ds.map(lambda ex: {"audio": tf.ensure_shape(tf.numpy_function(decode, [ex["path"]], tf.float32), [None]),
+                              "text": ex["text"], "real": tf.constant(True)})
+
+
 def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
     """Examples ``{"audio": float32 (samples,) at 16 kHz, "text": normalised transcript, "real": bool}``.
 
@@ -359,8 +413,11 @@ def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if cfg.source == "tuxpaint_espeak":
         ds = load_tuxpaint_espeak(cfg, split)
+    elif cfg.source == "files":
+        ds = load_files(cfg, split)
     else:
         ds = load_tfds_corpus(cfg, split)
         if split == "test_synthetic":
             ds = ds.take(0)
-    return ds.map(lambda ex: {**ex, "text": normalize_text(ex["text"], cfg.alphabet)})
+    alphabet, spanish_bible = alphabet_of(cfg), cfg.source == "tuxpaint_espeak"
+    return ds.map(lambda ex: {**ex, "text": normalize_text(ex["text"], alphabet, spanish_bible)})

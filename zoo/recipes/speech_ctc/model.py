@@ -337,8 +337,9 @@ def transcribe(acoustic: keras.Model, audio, lengths, alphabet: str, beam_width:
             "score": score}
 
 
-def make_serving_fn(acoustic: keras.Model, cfg: SpeechConfig):
-    """The ``serving_default`` function: 16 kHz float audio + lengths in, transcripts out, bounds checked."""
+def make_serving_fn(acoustic: keras.Model, cfg: SpeechConfig, alphabet: str):
+    """The ``serving_default`` function: 16 kHz float audio + lengths in, transcripts in ``alphabet`` out, bounds
+    checked."""
     limits = cfg.serving
     max_samples = int(limits.max_input_seconds * SAMPLE_RATE)
 
@@ -360,7 +361,7 @@ def make_serving_fn(acoustic: keras.Model, cfg: SpeechConfig):
                           "audio samples (clips × samples per padded row)", "max_request_samples"),
         ]
         (audio, lengths), batch = nonempty_batch(*gated(checks, audio, lengths))
-        out = transcribe(acoustic, audio, lengths, cfg.data.alphabet, cfg.model.beam_width)
+        out = transcribe(acoustic, audio, lengths, alphabet, cfg.model.beam_width)
         return {name: value[:batch] for name, value in out.items()}
 
     return serve

@@ -25,7 +25,7 @@ def char_ids(alphabet: str):
 def to_training_example(cfg: SpeechConfig):
     """Maps an example to ({"audio", "lengths"}, {"labels", "label_lengths"}, real) — the first two as
     ``CTCTrainer`` expects, the flag for mixing real and synthetic clips."""
-    to_ids = char_ids(cfg.data.alphabet)
+    to_ids = char_ids(data.alphabet_of(cfg.data))
 
     def fn(ex):
         labels = to_ids(ex["text"])
@@ -104,7 +104,7 @@ def evaluate(acoustic: keras.Model, cfg: SpeechConfig, split: tf.data.Dataset, b
         audio = np.zeros((len(batch), lengths.max()), np.float32)
         for row, ex in zip(audio, batch):
             row[: ex["audio"].size] = ex["audio"]
-        out = model.transcribe(acoustic, tf.constant(audio), tf.constant(lengths), cfg.data.alphabet,
+        out = model.transcribe(acoustic, tf.constant(audio), tf.constant(lengths), data.alphabet_of(cfg.data),
                                cfg.model.beam_width)
         refs += [ex["text"].decode() for ex in batch]
         greedy += [t.decode() for t in out["greedy_transcript"].numpy()]
@@ -139,7 +139,7 @@ class SpeechRecipe(Recipe):
                         steps_per_epoch=steps_per_epoch)
 
     def build(self, cfg, prepared, member):
-        return model.make_trainer(model.build_acoustic_model(cfg.model, len(cfg.data.alphabet) + 1), cfg)
+        return model.make_trainer(model.build_acoustic_model(cfg.model, len(data.alphabet_of(cfg.data)) + 1), cfg)
 
     def finalize(self, cfg, prepared, members, splits):
         (trainer,) = members
@@ -152,7 +152,7 @@ class SpeechRecipe(Recipe):
         return f"Held-out test splits:\n{format_metrics(report['metrics'])}"
 
     def endpoints(self, cfg, acoustic):
-        return {"serving_default": model.make_serving_fn(acoustic, cfg)}
+        return {"serving_default": model.make_serving_fn(acoustic, cfg, data.alphabet_of(cfg.data))}
 
     def request(self, cfg, clips):
         """``clips``: a list of 16 kHz mono float waveforms (1-D arrays in [-1, 1]) of any lengths."""
