@@ -421,3 +421,68 @@ def test_end_to_end_train_evaluate_generate_export(tfds_dir, tmp_path):
     assert sound.shape == (2, 9 * step) and np.isfinite(sound).all()
     np.testing.assert_allclose(sound, synth.synthesize(in_memory, None, cfg.data.low_pitch, step).numpy(), atol=1e-5)
     assert json.loads((tmp_path / "run" / "report.json").read_text())["saved_model"] == report["saved_model"]
+
+
+def write_pieces(directory, count, rng, mode_of=lambda i: i % 2):
+    """``count`` short two-voice pieces as MIDI (pretty_midi), alternately in C major and C minor, and one ABC tune."""
+    import pretty_midi
+
+    directory.mkdir(parents=True, exist_ok=True)
+    scales = {0: [60, 62, 64, 65, 67, 69, 71, 72], 1: [60, 62, 63, 65, 67, 68, 70, 72]}
+    for i in range(count):
+        midi = pretty_midi.PrettyMIDI(initial_tempo=120)
+        for voice, octave in enumerate((0, -12)):
+            instrument = pretty_midi.Instrument(program=0)
+            for step in range(16):
+                pitch = int(rng.choice(scales[mode_of(i)][::2] if step % 4 == 0 else scales[mode_of(i)])) + octave
+                instrument.notes.append(pretty_midi.Note(80, pitch, step * 0.5, step * 0.5 + 0.5))
+            midi.instruments.append(instrument)
+        midi.write(str(directory / f"piece{i:02d}.mid"))
+    (directory / "tunes.abc").write_text("X:1\nT:one\nM:4/4\nL:1/4\nK:C\nCDEF|GABc|\n\nX:2\nT:two\nM:4/4\nL:1/4\n"
+                                         "K:C\ncBAG|FEDC|\n")
+
+
+def test_a_directory_of_midi_and_abc_files_is_read_and_cached(tfds_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    write_pieces(tmp_path / "music", 4, np.random.default_rng(0))
+    cfg = tiny_cfg(tfds_dir, data={"source": "files", "train": str(tmp_path / "music"), "parts": 0,
+                                   "tfds_data_dir": ""})
+    pieces = data.read_music_dir(tmp_path / "music")
+    assert len(pieces) == 6 and {p[0].rsplit("/", 1)[1] for p in pieces} >= {"tunes.abc#1", "tunes.abc#2"}
+    assert int(pieces[0][1][:, 3].max()) == 1  # two voices
+    assert len(list((tmp_path / "cache" / "music_files").glob("*.npz"))) == 5  # one cache entry per file
+    again = data.read_music_dir(tmp_path / "music")
+    assert all(a[0] == b[0] and (a[1] == b[1]).all() for a, b in zip(pieces, again))
+    assert sum(len(data.sequences(cfg.data, split)) for split in data.SPLITS) == 6
+    (tmp_path / "music" / "broken.mid").write_bytes(b"MThd not really")
+    with pytest.raises(ValueError, match=r"broken\.mid: cannot be read as music"):
+        data.read_music_dir(tmp_path / "music")
+    with pytest.raises(ValueError, match="holds no music files"):
+        data.read_music_dir(tmp_path / "cache")
+    four = tiny_cfg(tfds_dir, data={"source": "files", "train": str(tmp_path / "music"), "parts": 4})
+    (tmp_path / "music" / "broken.mid").unlink()
+    with pytest.raises(ValueError, match=r"has exactly data.parts=4 parts; --data.parts 0"):
+        data.sequences(four.data, "train")
+
+
+def test_trained_on_user_midi_files_its_condition_and_served_without_zoo(tfds_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(1)
+    write_pieces(tmp_path / "train", 12, rng)
+    write_pieces(tmp_path / "test", 4, rng)
+    cfg = tiny_cfg(tfds_dir, data={"source": "files", "train": str(tmp_path / "train"), "test": str(tmp_path / "test"),
+                                   "validation": str(tmp_path / "test"), "parts": 0, "steps_per_quarter": 2},
+                   train={"run_dir": str(tmp_path / "run")}, export={"base_dir": str(tmp_path / "export")})
+    report = zoo.run(train.RECIPE, cfg).report
+    assert report["metrics"]["pieces"] == 6 and set(report["metrics"]["per_class"]) == {"major", "minor"}
+    served = subprocess.run([sys.executable, "-I", "-c", textwrap.dedent(f"""
+        import sys
+        sys.modules["zoo"] = None
+        import tensorflow as tf
+        out = tf.saved_model.load({report['saved_model']!r}).signatures["serving_default"](
+            seed=tf.zeros([2, 0, 88], tf.int32), num_steps=tf.constant(5), temperature=tf.constant(1.0),
+            top_k=tf.constant(0), random_seed=tf.constant(1, tf.int64), condition=tf.constant([0, 1]))
+        print(out["roll"].shape)
+    """)], cwd="/tmp", capture_output=True, text=True, env={"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert served.stdout.strip().splitlines()[-1] == "(2, 5, 88)"

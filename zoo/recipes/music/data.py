@@ -27,6 +27,8 @@ are merged and repeats are not expanded.
 Classes (``data.condition``): ``mode`` gives each piece the mode of its Krumhansl-Kessler key estimate, 0 = major,
 1 = minor; the model is conditioned on it and generation takes it as an integer.
 
+``files``: the user's directories of music files (MIDI, MusicXML, ABC, Humdrum), read with music21 (``parse_file``).
+
 Splits are by piece: pieces are ranked by the CRC32 of their id; the last 10 % form ``test``, the 10 % before them
 ``validation`` (at least one piece each), the rest ``train``. So a piece never straddles two splits and the split does
 not depend on the machine, the parse order or ``max_pieces`` beyond which pieces are included.
@@ -41,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from zoo.data import fetch
+from zoo.data import fetch, files
 from zoo.data.builder import Builder
 from zoo.recipes.music.config import DataConfig
 
@@ -144,8 +146,54 @@ class MusicCorpus(Builder):
                 yield piece_id, {"id": piece_id, "notes": notes}
 
 
+MUSIC_SUFFIXES = (".mid", ".midi", ".mxl", ".musicxml", ".xml", ".abc", ".krn")
+
+
+def parse_file(path: Path) -> list[tuple[str, np.ndarray]]:
+    """``(piece id, notes)`` of every piece in a music file (an ABC file may hold many tunes), parsed with music21
+    and cached by the file's SHA-256 under ``<zoo cache>/music_files`` (an edited file is parsed again)."""
+    import music21
+
+    cache = fetch.cache_dir() / "music_files" / f"{fetch.sha256_of(path)}.npz"
+    if cache.is_file():
+        with np.load(cache) as stored:
+            return [(f"{path}{suffix}", stored[f"notes{i}"]) for i, suffix in enumerate(stored["ids"])]
+    try:
+        parsed = music21.converter.parse(path)
+    except Exception as error:  # music21 raises many types (ConverterException, MidiException, ...)
+        raise files.FileFormatError(path, None, f"cannot be read as music ({type(error).__name__}: {error})") \
+            from None
+    scores = parsed.scores if isinstance(parsed, music21.stream.Opus) else [parsed]
+    pieces = {("" if len(scores) == 1 else f"#{score.metadata.number or i}"): score_notes(score)
+              for i, score in enumerate(scores)}
+    pieces = {suffix: notes for suffix, notes in pieces.items() if len(notes)}
+    if not pieces:
+        raise files.FileFormatError(path, None, "holds no notes")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_suffix(".partial.npz")
+    np.savez(partial, ids=np.array(list(pieces)), **{f"notes{i}": n for i, n in enumerate(pieces.values())})
+    partial.replace(cache)  # a parse killed mid-write leaves no cache entry
+    return [(f"{path}{suffix}", notes) for suffix, notes in pieces.items()]
+
+
+def read_music_dir(directory: Path) -> list[tuple[str, np.ndarray]]:
+    """The pieces of every music file under ``directory`` (recursively, in name order)."""
+    if not directory.is_dir():
+        raise files.FileFormatError(directory, None, "is not a directory of music files")
+    paths = sorted(p for p in directory.rglob("*") if p.suffix.lower() in MUSIC_SUFFIXES)
+    if not paths:
+        raise files.FileFormatError(directory, None, f"holds no music files ({', '.join(MUSIC_SUFFIXES)})")
+    from tqdm import tqdm
+
+    return [piece for path in tqdm(paths, desc=f"reading {directory}", unit="file") for piece in parse_file(path)]
+
+
 def load_pieces(cfg: DataConfig, split: str) -> list[tuple[str, np.ndarray]]:
     """``(piece id, notes)`` of one split, parsing and caching the corpus on first use."""
+    if cfg.source == "files":
+        pieces = files.split_examples(cfg, read_music_dir, lambda piece: piece[0], split)
+        files.report_split(cfg, split, f"{len(pieces)} pieces")
+        return pieces
     # The full corpora are declared configs (TFDS refuses an instance of the same name); subsets are ad hoc.
     config = MusicCorpusConfig(source=cfg.source, max_pieces=cfg.max_pieces) if cfg.max_pieces else cfg.source
     builder = MusicCorpus(config=config, data_dir=fetch.tfds_dir(cfg.tfds_data_dir))
@@ -314,7 +362,12 @@ def sequences(cfg: DataConfig, split: str) -> list[tuple[np.ndarray, int]]:
     (training) or whole (evaluation); the class is estimated from the piece as written, before ``data.key``."""
     pieces = [notes for _, notes in load_pieces(cfg, split)]
     if cfg.parts:
-        pieces = [notes for notes in pieces if int(notes[:, 3].max()) + 1 == cfg.parts]
+        kept = [notes for notes in pieces if int(notes[:, 3].max()) + 1 == cfg.parts]
+        if pieces and not kept and cfg.source == "files":
+            raise files.FileFormatError(files.path_of(cfg, split) or cfg.train, None, (
+                f"none of the {len(pieces)} {split} pieces has exactly data.parts={cfg.parts} parts; "
+                f"--data.parts 0 keeps them all"))
+        pieces = kept
     encoded = [(encode(notes, cfg), piece_class(notes, cfg)) for notes in pieces]
     if split == "train":
         encoded = [(c, cls) for seq, cls in encoded for c in chunks(seq, cfg.max_steps)]
