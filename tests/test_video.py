@@ -351,3 +351,92 @@ def test_train_evaluate_export_and_serve_without_zoo(tmp_path):
     for name, fragment in EXPECTED_ERRORS.items():
         kind, message = errors[name]
         assert kind == "InvalidArgumentError" and fragment in message, (name, kind, message[-500:])
+
+
+def moving_square(direction: int, frames: int = 8, size: int = 24) -> np.ndarray:
+    """uint8 `(frames, size, size, 3)`: a bright square moving down (direction 1) or up (-1) over a dark field."""
+    clip = np.full((frames, size, size, 3), 20, np.uint8)
+    for t in range(frames):
+        row = 2 + (t if direction > 0 else frames - 1 - t) * 2
+        clip[t, row:row + 6, 8:14] = 230
+    return clip
+
+
+def write_clip(path, clip):
+    """A clip as an MPEG-4 video (PyAV), an animated GIF (PIL) or a directory of PNG frames, by ``path``'s suffix."""
+    from PIL import Image
+
+    if path.suffix == ".mp4":
+        import av
+
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("mpeg4", rate=10)
+            stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
+            for frame in clip:
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            out.mux(stream.encode())
+    elif path.suffix == ".gif":
+        images = [Image.fromarray(frame) for frame in clip]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
+    else:
+        path.mkdir(parents=True)
+        for t, frame in enumerate(clip):
+            Image.fromarray(frame).save(path / f"{t:03d}.png")
+
+
+def write_clip_dirs(root, per_class: int):
+    for name, direction in (("falling", 1), ("rising", -1)):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            write_clip(root / name / f"clip{i}{('.mp4', '.gif', '')[i % 3]}", moving_square(direction))
+    return root
+
+
+def test_user_clip_directories_decode_every_format_and_bad_clips_are_named(tmp_path):
+    root = write_clip_dirs(tmp_path / "clips", 3)
+    cfg = tiny_config(data={**TINY["data"], "source": "files", "train": str(root), "test": str(root),
+                            "frame_stride": 1, "max_frames": 6})
+    assert data.class_names(cfg.data) == ["falling", "rising"]
+    clips = list(data.load_split(cfg.data, "test").as_numpy_iterator())
+    assert len(clips) == 6 and {c["frames"].shape for c in clips} == {(6, 16, 16, 3)}
+    for clip in clips:  # every format gives the same motion: the square's row moves with the class' direction
+        rows = clip["frames"][..., 0].astype(float).mean(axis=2).argmax(axis=1)
+        assert (np.diff(rows) >= 0).all() if clip["label"] == 0 else (np.diff(rows) <= 0).all()
+        assert rows[-1] != rows[0]
+    (root / "falling" / "broken.mp4").write_bytes(b"not a video")
+    with pytest.raises(ValueError, match=r"broken\.mp4: does not decode as video"):
+        data.load_split(cfg.data, "test")
+    (root / "falling" / "broken.mp4").unlink()
+    (root / "falling" / "empty_dir").mkdir()
+    with pytest.raises(ValueError, match=r"empty_dir: a frame directory without images"):
+        data.load_split(cfg.data, "test")
+    one = tmp_path / "one"
+    (one / "only").mkdir(parents=True)
+    write_clip(one / "only" / "a.gif", moving_square(1))
+    with pytest.raises(ValueError, match="needs at least two class directories, found 1"):
+        data.class_names(tiny_config(data={"source": "files", "train": str(one)}).data)
+
+
+def test_trained_on_user_clips_and_served_without_zoo(tmp_path):
+    root = write_clip_dirs(tmp_path / "clips", 9)
+    cfg = tiny_config(data={**TINY["data"], "source": "files", "train": str(root), "frame_stride": 1,
+                            "max_frames": 6},
+                      train={**TINY["train"], "epochs": 6, "batch_size": 4, "run_dir": str(tmp_path / "run")},
+                      export={"base_dir": str(tmp_path / "saved_models")})
+    report = zoo.run(train.RECIPE, cfg).report
+    assert report["metrics"]["clips"] > 0
+    frames = np.stack([moving_square(1)[:6], moving_square(-1)[:6]])
+    np.savez(tmp_path / "inputs.npz", frames=frames, lengths=np.array([6, 6], np.int32))
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["zoo"] = None
+        import numpy as np, tensorflow as tf
+        batch = np.load({str(tmp_path / 'inputs.npz')!r})
+        out = tf.saved_model.load({report['saved_model']!r}).signatures["serving_default"](
+            frames=tf.constant(batch["frames"]), lengths=tf.constant(batch["lengths"]))
+        print([label.decode() for label in out["label"].numpy()], out["probabilities"].shape)
+    """)
+    result = subprocess.run([sys.executable, "-I", "-c", script], cwd="/tmp", capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "['falling', 'rising'] (2, 2)"

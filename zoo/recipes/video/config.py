@@ -7,12 +7,13 @@ from zoo.config import option, require, section
 
 
 @dataclasses.dataclass
-class DataConfig(config.SequenceDataConfig):
-    """Where the clips come from (rendered digit activities or UCF101) and their size."""
+class DataConfig(config.SequenceDataConfig, config.FileSourceConfig):
+    """Where the clips come from (rendered digit activities, UCF101 or your files) and their size."""
 
-    SOURCES = ("digits", "ucf101")
+    SOURCES = ("digits", "ucf101", "files")
     source: str = option("digits", "digits (offline: clips rendered from scikit-learn's handwritten digits) | "
-                                   "ucf101 (TFDS)")
+                                   "ucf101 (TFDS) | files (your directories with one sub-directory per class: "
+                                   "data.train, data.validation, data.test)")
     frame_size: int = option(32, "side of the square frames the network sees (rendered at it, or resized to it; "
                                  ">= 8: the encoder pools 3 times)", at_least=8)
     min_frames: int = option(8, "digits: shortest rendered clip", at_least=1)
@@ -26,7 +27,7 @@ class DataConfig(config.SequenceDataConfig):
                           fraction=True)
     shake: int = option(1, "digits: largest camera-shake offset in pixels, drawn per frame", at_least=0)
     seed: int = option(0, "digits: generator seed; each clip draws from (seed, split, index)")
-    frame_stride: int = option(4, "ucf101: keep every n-th frame before cutting to max_frames", at_least=1)
+    frame_stride: int = option(4, "ucf101 and files: keep every n-th frame before cutting to max_frames", at_least=1)
     ucf101_config: str = option("ucf101_1_256", "ucf101: TFDS builder config (split 1-3, 256x256 frames)",
                                 choices=("ucf101_1_256", "ucf101_1", "ucf101_2", "ucf101_3"))
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from zoo.data import fetch
+from zoo.data import fetch, files
 from zoo.recipes.video.config import DataConfig
 
 GENERATOR_VERSION = 1
@@ -193,8 +193,97 @@ def load_digit_split(cfg: DataConfig, split: str, progress: bool = True):
 # tf.data
 
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".gif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def class_dirs(directory: Path) -> list[Path]:
+    """The class sub-directories of a clip directory, by name."""
+    if not directory.is_dir():
+        raise files.FileFormatError(directory, None, "is not a directory (one sub-directory per class expected)")
+    return sorted(p for p in directory.iterdir() if p.is_dir())
+
+
+def list_clips(directory: Path) -> list[tuple[Path, str]]:
+    """``(clip, class name)`` of every clip under ``directory/<class>/``: a video file or a sub-directory of frame
+    images. A video without a decodable video stream, or a frame directory without images, is an error naming it."""
+    import av
+
+    clips = []
+    for class_dir in class_dirs(directory):
+        for entry in sorted(class_dir.iterdir()):
+            if entry.is_dir():
+                if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in entry.iterdir()):
+                    raise files.FileFormatError(entry, None, f"a frame directory without images "
+                                                             f"({', '.join(IMAGE_SUFFIXES)})")
+            elif entry.suffix.lower() in VIDEO_SUFFIXES:
+                try:
+                    with av.open(str(entry)) as container:
+                        if not container.streams.video:
+                            raise ValueError("no video stream")
+                except (av.error.FFmpegError, ValueError, OSError) as error:
+                    raise files.FileFormatError(entry, None, f"does not decode as video ({error})") from None
+            else:
+                continue
+            clips.append((entry, class_dir.name))
+    if not clips:
+        raise files.FileFormatError(directory, None, f"holds no clips (videos: {', '.join(VIDEO_SUFFIXES)}; or "
+                                                     f"directories of frame images) under its class directories")
+    return clips
+
+
+def decode_clip(path: Path, stride: int, max_frames: int) -> np.ndarray:
+    """uint8 `(time, height, width, 3)`: every ``stride``-th frame of a video (PyAV) or of a directory of images
+    (in name order, PIL), at most ``max_frames`` of them."""
+    if path.is_dir():
+        from PIL import Image
+
+        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[::stride][:max_frames]
+        return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in images])
+    import av
+
+    frames = []
+    with av.open(str(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index % stride == 0:
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if len(frames) == max_frames:
+                    break
+    if not frames:
+        raise files.FileFormatError(path, None, "decodes to no frames")
+    return np.stack(frames)
+
+
+def load_files(cfg: DataConfig, split: str) -> tf.data.Dataset:
+    """One split of the user's clip directories, decoded as the clips are read and resized to ``frame_size``."""
+    names = class_names(cfg)
+    clips = files.split_examples(cfg, list_clips, lambda clip: f"{clip[1]}/{clip[0].name}", split)
+    for path, name in clips:
+        if name not in names:
+            raise files.FileFormatError(path, None, f"class {name!r} has no directory in the training directory "
+                                                    f"{cfg.train} (its classes: {', '.join(names)})")
+    files.report_split(cfg, split, f"{len(clips)} clips")
+
+    def decode(path):
+        return decode_clip(Path(path.decode()), cfg.frame_stride, cfg.max_frames)
+
+    ds = tf.data.Dataset.from_tensor_slices({"path": [str(p) for p, _ in clips],
+                                             "label": [names.index(n) for _, n in clips]})
+    return ds.map(lambda ex: {"frames": resize_frames(tf.ensure_shape(tf.numpy_function(decode, [ex["path"]],
+                                                                                        tf.uint8),
+                                                                      [None, None, None, 3]), cfg.frame_size),
+                              "label": tf.cast(ex["label"], tf.int32)}, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def class_names(cfg: DataConfig) -> list[str]:
-    """Label names of the source (UCF101's come with the TFDS builder; no download needed)."""
+    """Label names of the source (UCF101's come with the TFDS builder; no download needed; the user's are the
+    class directories of the training directory)."""
+    if cfg.source == "files":
+        names = [d.name for d in class_dirs(files.path_of(cfg, "train"))]
+        if len(names) < 2:
+            raise files.FileFormatError(cfg.train, None, f"needs at least two class directories, found "
+                                                         f"{len(names)} ({', '.join(names)})")
+        return names
     if cfg.source == "ucf101":
         import tensorflow_datasets as tfds
 
@@ -226,6 +315,8 @@ def load_split(cfg: DataConfig, split: str, progress: bool = True) -> tf.data.Da
     into ``class_names(cfg)``); digit clips are rendered on first use and cached."""
     if cfg.source == "ucf101":
         return load_ucf101(cfg, split)
+    if cfg.source == "files":
+        return load_files(cfg, split)
     frames, lengths, labels = load_digit_split(cfg, split, progress)
     ragged = tf.RaggedTensor.from_row_lengths(frames, lengths.astype(np.int64))
     return tf.data.Dataset.from_tensor_slices({"frames": ragged, "label": labels})
