@@ -219,7 +219,7 @@ def test_score_of_perfect_and_shifted_predictions(genbank_file):
 
 
 @pytest.mark.parametrize("bad, name", [({"data": {"margin": 30}}, "data.margin"),
-                                       ({"data": {"source": "genbank"}}, "data.train_path/test_path"),
+                                       ({"data": {"source": "files"}}, "data.train"),
                                        ({"model": {"head": "hmm"}}, "model.head"),
                                        ({"baseline": {"k": 9}}, "baseline.k")])
 def test_config_validation_names_the_bad_value(bad, name):
@@ -284,13 +284,12 @@ def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
     assert "too long" in out["too_long"]["error"]
 
 
-def test_genbank_source_trains_on_user_files(genbank_file, tmp_path):
-    cfg = tiny_config(data={"source": "genbank", "train_path": str(genbank_file), "test_path": str(genbank_file),
-                            "validation_percent": 0})
+def test_files_source_trains_on_user_genbank_files(genbank_file, tmp_path):
+    cfg = tiny_config(data={"source": "files", "train": str(genbank_file), "validation": str(genbank_file),
+                            "test": str(genbank_file)})
     records = data.records_of(data.load_split(cfg.data, "train"))
     assert [r.name for r in records] == ["plus_gene", "minus_gene"]
     assert [(r.exons, r.strand) for r in records] == [(r.exons, r.strand) for r in data.read_genbank(genbank_file)]
-    assert data.records_of(data.load_split(cfg.data, "validation")) == []
     tagger = model.build_tagger(cfg)
     model.compile_tagger(tagger, cfg)
     windows = data.training_windows(records, cfg.data, 2, True, 0)
@@ -298,9 +297,47 @@ def test_genbank_source_trains_on_user_files(genbank_file, tmp_path):
     assert np.isfinite(loss).all()
 
 
+# The same two genes as GENBANK, as GFF3: the minus-strand gene's three CDS parts share one Parent.
+GFF3 = """##gff-version 3
+plus_gene\tzoo\tgene\t6\t30\t.\t+\t.\tID=g1
+plus_gene\tzoo\tCDS\t6\t12\t.\t+\t0\tID=c1;Parent=t1
+plus_gene\tzoo\tCDS\t21\t30\t.\t+\t2\tID=c1;Parent=t1
+minus_gene\tzoo\tCDS\t2\t4\t.\t-\t0\tParent=t2
+minus_gene\tzoo\tCDS\t8\t10\t.\t-\t0\tParent=t2
+minus_gene\tzoo\tCDS\t20\t25\t.\t-\t0\tParent=t2
+"""
+FASTA = """>plus_gene
+acgtacgtacgtacgtacgtacgtacgtacgtacgtrcgt
+>minus_gene
+ttttttggggccccaaaaacgtacgtacgt
+"""
+
+
+def test_gff3_with_embedded_or_sibling_fasta_labels_like_genbank(genbank_file, tmp_path):
+    expected = [(r.name, r.sequence, r.labels.tolist(), r.exons, r.strand) for r in data.read_genbank(genbank_file)]
+    (tmp_path / "embedded.gff3").write_text(GFF3 + "##FASTA\n" + FASTA)
+    (tmp_path / "genes.gff").write_text(GFF3)
+    (tmp_path / "genes.fa").write_text(FASTA)
+    for name in ("embedded.gff3", "genes.gff"):
+        got = [(r.name, r.sequence, r.labels.tolist(), r.exons, r.strand) for r in data.read_records(tmp_path / name)]
+        assert got == expected, name
+    for text, message in [
+            (GFF3.replace("\t.\t+\t0\tID=c1", "\t+\t0\tID=c1", 1), r"bad\.gff3:3: expected 9 tab-separated"),
+            (GFF3.replace("\t21\t30\t", "\t21\t90\t"), r"bad\.gff3:4: CDS 21\.\.90 lies outside sequence "
+                                                        r"'plus_gene' of 40 bases"),
+            (GFF3.replace("\t8\t10\t", "\t8\tten\t"), r"bad\.gff3:6: start '8' and end 'ten'"),
+            (GFF3 + "chr9\tzoo\tCDS\t1\t3\t.\t+\t0\tParent=t9\n", r"bad\.gff3:8: no sequence 'chr9'")]:
+        (tmp_path / "bad.gff3").write_text(text + "##FASTA\n" + FASTA)
+        with pytest.raises(ValueError, match=message):
+            data.read_records(tmp_path / "bad.gff3")
+    (tmp_path / "alone.gff3").write_text(GFF3)
+    with pytest.raises(ValueError, match=r"alone\.gff3:3: no sequence 'plus_gene'"):
+        data.read_records(tmp_path / "alone.gff3")
+
+
 def test_an_empty_validation_split_is_a_clear_error_before_training(genbank_file, tmp_path):
-    cfg = tiny_config(data={"source": "genbank", "train_path": str(genbank_file), "test_path": str(genbank_file),
-                            "validation_percent": 0}, train={"run_dir": str(tmp_path / "run")})
-    with pytest.raises(ValueError, match="the validation split of data.source='genbank' is empty"):
+    cfg = tiny_config(data={"source": "files", "train": str(genbank_file), "test": str(genbank_file)},
+                      train={"run_dir": str(tmp_path / "run")})
+    with pytest.raises(ValueError, match="genes.gb: no example left for the validation split"):
         zoo.run(train.RECIPE, cfg)
     assert not (tmp_path / "run" / "history.csv").exists()

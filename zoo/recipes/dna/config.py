@@ -7,17 +7,15 @@ from zoo.config import option, require, section
 
 
 @dataclasses.dataclass
-class DataConfig(config.DataConfig):
+class DataConfig(config.FileSourceConfig):
     """Where the annotated genes come from, and the windows the network reads."""
 
-    SOURCES = ("augustus", "genbank")
+    SOURCES = ("augustus", "files")
     source: str = option("augustus", "augustus (offline: the AUGUSTUS tutorial's fly genes from Debian's "
-                                     "augustus-doc) | genbank (your own GenBank files with CDS features: "
-                                     "data.train_path/test_path)")
-    train_path: str = option("", "genbank source: GenBank file of the training records (plain or .gz)")
-    test_path: str = option("", "genbank source: GenBank file of the held-out test records (plain or .gz)")
-    validation_percent: int = option(10, "training records held out for early stopping (by a hash of the name)",
-                                     at_least=0)
+                                     "augustus-doc) | files (your GenBank or GFF3 files with CDS features, plain or "
+                                     ".gz: data.train, data.validation, data.test)")
+    validation_percent: int = option(10, "augustus: training records held out for early stopping (by a hash of the "
+                                         "name)", at_least=0)
     window: int = option(2000, "bases per training window; served sequences run in windows of this size too",
                          at_least=1)
     margin: int = option(200, "context bases on each side of a window's kept centre when stitching windows",
@@ -26,9 +24,6 @@ class DataConfig(config.DataConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.source == "genbank":
-            require(bool(self.train_path and self.test_path), "train_path/test_path",
-                    (self.train_path, self.test_path), "must both name GenBank files for source 'genbank'")
         require(self.validation_percent < 100, "validation_percent", self.validation_percent, "must be < 100")
         require(2 * self.margin < self.window, "margin", self.margin, "must be < window / 2")
 

@@ -11,6 +11,8 @@ Per-base labels, from the CDS parts: exon (coding), intron (between two parts of
 gene's exons are exons — and training adds each record's reverse complement half the time, so the model reads
 both strands alike. Other IUPAC codes in a record become N. The validation split is cut from the training file
 by a CRC32 hash of each record's name.
+
+``files``: the user's GenBank or GFF3 files (``read_records``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from zoo.data import fetch
+from zoo.data import fetch, files
 from zoo.recipes.dna.config import DataConfig
 
 AUGUSTUS_DEB = ("augustus-doc", "3.5.0+dfsg-2", "8427ef32b4f345dc336066215390572f242c79818bcb6a709df87b4be43fc71b")
@@ -90,33 +92,114 @@ def _merged(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
 IUPAC_AMBIGUOUS = set("RYKMSWBDHV")  # one of several bases: read as N
 
 
-def label_record(record) -> GeneRecord:
-    """A Biopython ``SeqRecord`` → `GeneRecord` with per-base labels from its CDS features. IUPAC ambiguity codes
-    read as N; any other letter, or a CDS whose location did not parse, is a ValueError naming the record."""
-    sequence = str(record.seq).upper()
+def clean_sequence(name: str, sequence: str) -> str:
+    """Upper-case ACGTN, IUPAC ambiguity codes read as N; any other letter is a ValueError naming the record."""
+    sequence = sequence.upper()
     strange = set(sequence) - set("ACGTN") - IUPAC_AMBIGUOUS
     if strange:
         at = min(sequence.index(c) for c in strange)
-        raise ValueError(f"record {record.name}: base {at + 1} is {sequence[at]!r}; a sequence holds A, C, G, T, N "
+        raise ValueError(f"record {name}: base {at + 1} is {sequence[at]!r}; a sequence holds A, C, G, T, N "
                          f"or IUPAC ambiguity codes")
-    sequence = sequence.translate({ord(c): "N" for c in IUPAC_AMBIGUOUS})
+    return sequence.translate({ord(c): "N" for c in IUPAC_AMBIGUOUS})
+
+
+def labelled(name: str, sequence: str, coding: list[tuple[list[tuple[int, int]], int]]) -> GeneRecord:
+    """A `GeneRecord` from its coding sequences: each ``(parts, strand)``, 0-based half-open parts of one CDS."""
     labels = np.full(len(sequence), INTERGENIC, np.int8)
     exons, strand = [], 0
-    cds = [f for f in record.features if f.type == "CDS"]
-    for number, feature in enumerate(cds, 1):
+    for parts, part_strand in coding:
+        parts = sorted(parts)
+        for (_, end), (start, _) in zip(parts[:-1], parts[1:]):
+            labels[end:start] = INTRON
+        exons.extend(parts)
+        strand = strand or part_strand
+    for start, end in exons:  # exons win where a part overlaps another CDS's intron
+        labels[start:end] = EXON
+    return GeneRecord(name, sequence, labels, _merged(exons), strand)
+
+
+def label_record(record) -> GeneRecord:
+    """A Biopython ``SeqRecord`` → `GeneRecord` with per-base labels from its CDS features. IUPAC ambiguity codes
+    read as N; any other letter, or a CDS whose location did not parse, is a ValueError naming the record."""
+    sequence = clean_sequence(record.name, str(record.seq))
+    coding = []
+    for number, feature in enumerate((f for f in record.features if f.type == "CDS"), 1):
         if feature.location is None:
             raise ValueError(f"record {record.name}: the location of CDS feature {number} could not be read")
         parts = sorted((int(p.start), int(p.end)) for p in feature.location.parts)
         if parts[0][0] < 0 or parts[-1][1] > len(sequence):
             raise ValueError(f"record {record.name}: CDS feature {number} ({feature.location}) lies outside the "
                              f"sequence of {len(sequence)} bases")
-        for (_, end), (start, _) in zip(parts[:-1], parts[1:]):
-            labels[end:start] = INTRON
-        exons.extend(parts)
-        strand = strand or (feature.location.strand or 0)
-    for start, end in exons:  # exons win where a part overlaps another CDS's intron
-        labels[start:end] = EXON
-    return GeneRecord(record.name, sequence, labels, _merged(exons), strand)
+        coding.append((parts, feature.location.strand or 0))
+    return labelled(record.name, sequence, coding)
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
+
+
+def read_gff3(path: Path) -> list[GeneRecord]:
+    """One `GeneRecord` per sequence of a GFF3 file, labelled from its ``CDS`` lines (the CDS lines sharing a
+    ``Parent``, the transcript, are the parts of one coding sequence; either strand). The sequences follow a
+    ``##FASTA`` line, or are in a ``.fa`` / ``.fasta`` / ``.fna`` file of the same name beside it. A malformed
+    line, a feature outside its sequence or a sequence that is missing is an error naming the file and line."""
+    from Bio import SeqIO
+
+    coding: dict[str, dict[str, tuple[list, int, int]]] = {}  # seqid → parent → (parts, strand, first line)
+    sequences: dict[str, str] = {}
+    with _open_text(path) as handle:
+        for line_no, line in enumerate(handle, 1):
+            if line.startswith("##FASTA"):
+                sequences = {r.id: str(r.seq) for r in SeqIO.parse(handle, "fasta")}
+                break
+            if not line.strip() or line.startswith("#"):
+                continue
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 9:
+                raise files.FileFormatError(path, line_no, f"expected 9 tab-separated GFF3 columns, got {len(fields)}")
+            seqid, _, kind, start, end, _, strand, _, attributes = fields
+            if kind != "CDS":
+                continue
+            if not (start.isdigit() and end.isdigit() and 1 <= int(start) <= int(end)):
+                raise files.FileFormatError(path, line_no, f"start {start!r} and end {end!r} must be integers with "
+                                                           f"1 <= start <= end")
+            if strand not in "+-.?" or len(strand) != 1:
+                raise files.FileFormatError(path, line_no, f"strand {strand!r} is not +, -, . or ?")
+            tags = dict(item.split("=", 1) for item in attributes.split(";") if "=" in item)
+            parent = tags.get("Parent") or tags.get("ID") or f"line {line_no}"
+            parts, _, first = coding.setdefault(seqid, {}).get(parent, ([], 0, line_no))
+            parts.append((int(start) - 1, int(end), line_no))
+            coding[seqid][parent] = (parts, {"+": 1, "-": -1}.get(strand, 0), first)
+    if not sequences:
+        fasta = next((path.with_name(path.name.split(".")[0] + suffix) for suffix in (".fa", ".fasta", ".fna")
+                      if path.with_name(path.name.split(".")[0] + suffix).is_file()), None)
+        if fasta is not None:
+            with _open_text(fasta) as handle:
+                sequences = {r.id: str(r.seq) for r in SeqIO.parse(handle, "fasta")}
+    records = []
+    for seqid, sequence in sequences.items():
+        sequence = clean_sequence(seqid, sequence)
+        groups = []
+        for parts, strand, _ in coding.pop(seqid, {}).values():
+            for start, end, line_no in parts:
+                if end > len(sequence):
+                    raise files.FileFormatError(path, line_no, f"CDS {start + 1}..{end} lies outside sequence "
+                                                               f"{seqid!r} of {len(sequence)} bases")
+            groups.append(([(start, end) for start, end, _ in parts], strand))
+        records.append(labelled(seqid, sequence, groups))
+    for seqid, groups in coding.items():  # features of a sequence that was never given
+        first = min(first for _, _, first in groups.values())
+        raise files.FileFormatError(path, first, f"no sequence {seqid!r}: give it after a ##FASTA line or in "
+                                                 f"{path.name.split('.')[0]}.fa beside the file")
+    if not records:
+        raise files.FileFormatError(path, None, "holds no sequence (after ##FASTA or in a .fa file beside it)")
+    return records
+
+
+def read_records(path: Path) -> list[GeneRecord]:
+    """The labelled records of a GFF3 (``.gff``, ``.gff3``) or GenBank file (anything else), plain or gzip."""
+    name = path.name.lower().removesuffix(".gz")
+    return read_gff3(path) if name.endswith((".gff", ".gff3")) else read_genbank(path)
 
 
 def read_genbank(path: str | Path) -> list[GeneRecord]:
@@ -126,8 +209,7 @@ def read_genbank(path: str | Path) -> list[GeneRecord]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"GenBank file {path} does not exist")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as handle, warnings.catch_warnings():
+    with _open_text(path) as handle, warnings.catch_warnings():
         # The AUGUSTUS files' LOCUS lines omit the molecule type and date columns; Biopython warns and copes.
         warnings.simplefilter("ignore", BiopythonParserWarning)
         try:
@@ -158,13 +240,14 @@ def load_records(cfg: DataConfig, split: str) -> list[GeneRecord]:
     """Records of ``split``: train / validation (cut from the training file) / test."""
     if split not in ("train", "validation", "test"):
         raise ValueError(f"unknown split {split!r}")
-    if cfg.source == "augustus":
-        files = augustus_files()
-    else:
-        files = {"train": Path(cfg.train_path), "test": Path(cfg.test_path)}
+    if cfg.source == "files":
+        records = files.split_examples(cfg, read_records, lambda record: record.name, split)
+        files.report_split(cfg, split, f"{len(records)} records, {sum(len(r.sequence) for r in records):,} bases")
+        return records
+    tutorial = augustus_files()
     if split == "test":
-        return read_genbank(files["test"])
-    return [r for r in read_genbank(files["train"]) if split_of(r.name, cfg.validation_percent) == split]
+        return read_genbank(tutorial["test"])
+    return [r for r in read_genbank(tutorial["train"]) if split_of(r.name, cfg.validation_percent) == split]
 
 
 def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
