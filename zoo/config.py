@@ -447,8 +447,9 @@ def make_parser(cls, prog: str, argv: list[str] | None = None, presets_dir: Path
     except ConfigError as e:
         parser.error(str(e))
     for dotted, tp, value, help_text in options(base):
+        help_text = f"{help_text} (default: {shown_value(value)})".replace("%", "%%")  # argparse %-formats help
         parser.add_argument(f"--{dotted}", dest=dotted, default=None, metavar=getattr(tp, "__name__", "LIST").upper(),
-                            help=f"{help_text} (default: {shown_value(value)})")
+                            help=help_text)
     return parser, stack
 
 
