@@ -388,12 +388,13 @@ def test_files_source_splits_and_unseen_tags(tmp_path):
 @pytest.mark.slow
 def test_trained_on_user_files_with_their_own_tags_and_served_without_zoo(tmp_path):
     rng = np.random.default_rng(1)
-    train_path = write_conll(tmp_path / "train.conll", drug_sentences(rng, 120))
-    dev_path = write_conll(tmp_path / "dev.conll", drug_sentences(rng, 20), columns=2)
+    train_path = write_conll(tmp_path / "train.conll", drug_sentences(rng, 64))
+    dev_path = write_conll(tmp_path / "dev.conll", drug_sentences(rng, 16), columns=2)
     cfg = from_dict(NerConfig, {
         "data": {"source": "files", "train": str(train_path), "validation": str(dev_path), "min_word_count": 1},
-        "model": {**TINY_MODEL, "units": 16, "gazetteers": False},
-        "train": {"epochs": 12, "batch_size": 8, "learning_rate": 0.02, "run_dir": str(tmp_path / "run"),
+        "model": {**TINY_MODEL, "units": 16, "gazetteers": False, "background_bias_grid": [0.0]},
+        "peers": {"enabled": False},  # the peer's path is the other end-to-end test's
+        "train": {"epochs": 10, "batch_size": 8, "learning_rate": 0.02, "run_dir": str(tmp_path / "run"),
                   "verbose": 0},
         "export": {"base_dir": str(tmp_path / "saved_models")},
     })

@@ -150,14 +150,15 @@ MUSIC_SUFFIXES = (".mid", ".midi", ".mxl", ".musicxml", ".xml", ".abc", ".krn")
 
 
 def parse_file(path: Path) -> list[tuple[str, np.ndarray]]:
-    """``(piece id, notes)`` of every piece in a music file (an ABC file may hold many tunes), parsed with music21
-    and cached by the file's SHA-256 under ``<zoo cache>/music_files`` (an edited file is parsed again)."""
+    """``(suffix, notes)`` of every piece in a music file: suffix "" for a single piece, ``#<number>`` for each tune
+    of an ABC file that holds many; parsed with music21 and cached by the file's SHA-256 under ``<zoo
+    cache>/music_files`` (an edited file is parsed again)."""
     import music21
 
     cache = fetch.cache_dir() / "music_files" / f"{fetch.sha256_of(path)}.npz"
     if cache.is_file():
         with np.load(cache) as stored:
-            return [(f"{path}{suffix}", stored[f"notes{i}"]) for i, suffix in enumerate(stored["ids"])]
+            return [(str(suffix), stored[f"notes{i}"]) for i, suffix in enumerate(stored["ids"])]
     try:
         parsed = music21.converter.parse(path)
     except Exception as error:  # music21 raises many types (ConverterException, MidiException, ...)
@@ -173,11 +174,13 @@ def parse_file(path: Path) -> list[tuple[str, np.ndarray]]:
     partial = cache.with_suffix(".partial.npz")
     np.savez(partial, ids=np.array(list(pieces)), **{f"notes{i}": n for i, n in enumerate(pieces.values())})
     partial.replace(cache)  # a parse killed mid-write leaves no cache entry
-    return [(f"{path}{suffix}", notes) for suffix, notes in pieces.items()]
+    return list(pieces.items())
 
 
 def read_music_dir(directory: Path) -> list[tuple[str, np.ndarray]]:
-    """The pieces of every music file under ``directory`` (recursively, in name order)."""
+    """``(piece id, notes)`` of every piece of every music file under ``directory`` (recursively, in name order);
+    the id is the file's path relative to ``directory`` (plus ``#<tune>``), so the hashed split does not depend on
+    where the directory lives."""
     if not directory.is_dir():
         raise files.FileFormatError(directory, None, "is not a directory of music files")
     paths = sorted(p for p in directory.rglob("*") if p.suffix.lower() in MUSIC_SUFFIXES)
@@ -185,7 +188,8 @@ def read_music_dir(directory: Path) -> list[tuple[str, np.ndarray]]:
         raise files.FileFormatError(directory, None, f"holds no music files ({', '.join(MUSIC_SUFFIXES)})")
     from tqdm import tqdm
 
-    return [piece for path in tqdm(paths, desc=f"reading {directory}", unit="file") for piece in parse_file(path)]
+    return [(f"{path.relative_to(directory)}{suffix}", notes)
+            for path in tqdm(paths, desc=f"reading {directory}", unit="file") for suffix, notes in parse_file(path)]
 
 
 def load_pieces(cfg: DataConfig, split: str) -> list[tuple[str, np.ndarray]]:

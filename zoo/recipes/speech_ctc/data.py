@@ -368,10 +368,10 @@ def _alphabet_of(path: Path, mtime_ns: int, size: int) -> str:
     return " " + "".join(sorted(chars))
 
 
-def read_manifest(path: Path) -> list[tuple[Path, int, Path, str]]:
-    """``(manifest, line, audio path, transcript)`` of a ``.csv`` / ``.tsv`` manifest with ``path`` (relative to
-    the manifest) and ``text`` columns; an audio file that is missing, unreadable or empty is an error naming the
-    manifest's line (only its header is read here, the samples when the clip is used)."""
+def read_manifest(path: Path) -> list[tuple[Path, int, Path, str, str]]:
+    """``(manifest, line, audio path, transcript, path as written)`` of a ``.csv`` / ``.tsv`` manifest with ``path``
+    (relative to the manifest) and ``text`` columns; an audio file that is missing, unreadable or empty is an error
+    naming the manifest's line (only its header is read here, the samples when the clip is used)."""
     clips = []
     for line, row in files.read_table(path, ("path", "text")):
         audio = path.parent / row["path"]
@@ -381,7 +381,7 @@ def read_manifest(path: Path) -> list[tuple[Path, int, Path, str]]:
             raise files.FileFormatError(path, line, f"{row['path']}: cannot be read as audio ({error})") from None
         if frames == 0:
             raise files.FileFormatError(path, line, f"{row['path']}: the audio is empty")
-        clips.append((path, line, audio, row["text"]))
+        clips.append((path, line, audio, row["text"], row["path"]))
     return clips
 
 
@@ -391,8 +391,7 @@ def load_files(cfg: DataConfig, split: str) -> tf.data.Dataset:
     if split == "test_synthetic":
         return tf.data.Dataset.from_tensor_slices({"audio": tf.zeros([0, 0]), "text": tf.constant([], tf.string),
                                                    "real": tf.zeros([0], tf.bool)})
-    clips = files.split_examples(cfg, read_manifest, lambda clip: str(clip[2]), "test" if split == "test_real"
-                                 else split)
+    clips = files.split_examples(cfg, read_manifest, lambda clip: clip[4], "test" if split == "test_real" else split)
     files.report_split(cfg, "test" if split == "test_real" else split, f"{len(clips)} clips")
     paths, texts = [str(clip[2]) for clip in clips], [clip[3] for clip in clips]
 
