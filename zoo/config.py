@@ -124,7 +124,20 @@ class DataConfig(Section):
 @dataclasses.dataclass
 class FileSourceConfig(DataConfig):
     """A data section that can read the user's own files (``source = "files"``): ``train`` and, optionally,
-    ``validation`` and ``test``; a missing one is a deterministic split of ``train``, printed with its sizes."""
+    ``validation`` and ``test``; a missing one is a deterministic split of ``train``, printed with its sizes.
+
+    A subclass names its file format in its class statement (``class DataConfig(FileSourceConfig, files="...")``);
+    ``files`` then joins its ``SOURCES`` and the format its ``source`` help.
+    """
+
+    def __init_subclass__(cls, files: str | None = None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if files is None:
+            return
+        cls.SOURCES = tuple(cls.SOURCES) + ("files",)
+        declared = cls.__dict__["source"]
+        cls.source = option(declared.default, f"{declared.metadata['help']} | files ({files}: data.train, "
+                                              f"data.validation, data.test)")
 
     train: str = option("", "with source = files: the training file")
     validation: str = option("", "with source = files: the validation file (empty: 10 % of train, chosen by a "

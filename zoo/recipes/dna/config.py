@@ -7,13 +7,12 @@ from zoo.config import option, require, section
 
 
 @dataclasses.dataclass
-class DataConfig(config.FileSourceConfig):
+class DataConfig(config.FileSourceConfig, files="your GenBank or GFF3 files with CDS features, plain or .gz"):
     """Where the annotated genes come from, and the windows the network reads."""
 
-    SOURCES = ("augustus", "files")
+    SOURCES = ("augustus",)
     source: str = option("augustus", "augustus (offline: the AUGUSTUS tutorial's fly genes from Debian's "
-                                     "augustus-doc) | files (your GenBank or GFF3 files with CDS features, plain or "
-                                     ".gz: data.train, data.validation, data.test)")
+                                     "augustus-doc)")
     validation_percent: int = option(10, "augustus: training records held out for early stopping (by a hash of the "
                                          "name)", at_least=0)
     window: int = option(2000, "bases per training window; served sequences run in windows of this size too",

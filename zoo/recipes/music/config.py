@@ -13,13 +13,12 @@ CONDITIONS = ("mode", "none")
 
 
 @dataclasses.dataclass
-class DataConfig(config.SequenceDataConfig, config.FileSourceConfig):
+class DataConfig(config.SequenceDataConfig, config.FileSourceConfig,
+                 files="your directories of .mid / .midi / .mxl / .musicxml / .xml / .abc / .krn files"):
     """Which corpus, on what time grid, in which representation."""
 
-    SOURCES = ("jsb", "folk", "files")
-    source: str = option("jsb", "jsb (music21 corpus/bach chorales) | folk (music21 corpus/oneills1850 ABC tunes) | "
-                                "files (your directories of .mid / .midi / .mxl / .musicxml / .xml / .abc / .krn "
-                                "files: data.train, data.validation, data.test)")
+    SOURCES = ("jsb", "folk")
+    source: str = option("jsb", "jsb (music21 corpus/bach chorales) | folk (music21 corpus/oneills1850 ABC tunes)")
     representation: str = option("roll", "roll (polyphonic piano roll, sigmoid per pitch) | events (melody tokens, "
                                          "softmax: note-on pitch / note-off / hold)", choices=REPRESENTATIONS)
     steps_per_quarter: int = option(1, "time grid: steps per quarter note (1 = the JSB benchmark's quarter notes)",

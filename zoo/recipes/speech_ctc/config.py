@@ -6,20 +6,20 @@ from zoo import config
 from zoo.config import option, require, section
 
 SAMPLE_RATE = 16000  # Hz; every source is resampled to it, and the served model only accepts it
-SOURCES = ("tuxpaint_espeak", "librispeech", "ljspeech", "files")
+SOURCES = ("tuxpaint_espeak", "librispeech", "ljspeech")
 NEW_TESTAMENT = ("Matt", "Mark", "Luke", "John", "Acts", "Rom", "1Cor", "2Cor", "Gal", "Eph", "Phil", "Col", "1Thess",
                  "2Thess", "1Tim", "2Tim", "Titus", "Phlm", "Heb", "Jas", "1Pet", "2Pet", "1John", "2John", "3John",
                  "Jude", "Rev")
 
 
 @dataclasses.dataclass
-class DataConfig(config.SequenceDataConfig, config.FileSourceConfig):
+class DataConfig(config.SequenceDataConfig, config.FileSourceConfig,
+                 files="your .csv / .tsv manifests with path and text columns"):
     """Real and synthesised speech: sources, espeak-ng voices and degradations."""
 
     SOURCES = SOURCES
     source: str = option("tuxpaint_espeak", "tuxpaint_espeak (offline: espeak-ng Spanish + real tuxpaint clips) | "
-                                            "librispeech | ljspeech (TFDS) | files (your .csv / .tsv manifests with "
-                                            "path and text columns: data.train, data.validation, data.test)")
+                                            "librispeech | ljspeech (TFDS)")
     alphabet: str = option(" abcdefghijklmnopqrstuvwxyzáéíóúüñ'", "characters the model writes (index 0 is the CTC "
                            "blank); transcripts are lower-cased and other characters become spaces (source files: "
                            "learnt from the training transcripts instead)")

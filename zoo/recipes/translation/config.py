@@ -7,13 +7,12 @@ from zoo.config import option, require, section
 
 
 @dataclasses.dataclass
-class DataConfig(config.SequenceDataConfig, config.FileSourceConfig):
+class DataConfig(config.SequenceDataConfig, config.FileSourceConfig,
+                 files="your .tsv files, source<TAB>target per line"):
     """Where the sentence pairs come from, and the piece vocabularies learnt from them."""
 
-    SOURCES = ("bible", "tfds", "files")
-    source: str = option("bible", "bible (offline: Spanish RV1909 → English KJV from Debian SWORD packages) | tfds | "
-                                  "files (your .tsv files, source<TAB>target per line: data.train, data.validation, "
-                                  "data.test)")
+    SOURCES = ("bible", "tfds")
+    source: str = option("bible", "bible (offline: Spanish RV1909 → English KJV from Debian SWORD packages) | tfds")
     tfds_name: str = option("ted_hrlr_translate/pt_to_en", "TFDS translation dataset (source=tfds), as_supervised "
                                                            "pairs (source, target)")
     source_words: int = option(8000, "most frequent source words kept whole; other words are spelt as characters",

@@ -7,13 +7,13 @@ from zoo.config import option, require, section
 
 
 @dataclasses.dataclass
-class DataConfig(config.SequenceDataConfig, config.FileSourceConfig):
+class DataConfig(config.SequenceDataConfig, config.FileSourceConfig,
+                 files="your directories with one sub-directory per class"):
     """Where the clips come from (rendered digit activities, UCF101 or your files) and their size."""
 
-    SOURCES = ("digits", "ucf101", "files")
+    SOURCES = ("digits", "ucf101")
     source: str = option("digits", "digits (offline: clips rendered from scikit-learn's handwritten digits) | "
-                                   "ucf101 (TFDS) | files (your directories with one sub-directory per class: "
-                                   "data.train, data.validation, data.test)")
+                                   "ucf101 (TFDS)")
     frame_size: int = option(32, "side of the square frames the network sees (rendered at it, or resized to it; "
                                  ">= 8: the encoder pools 3 times)", at_least=8)
     min_frames: int = option(8, "digits: shortest rendered clip", at_least=1)
