@@ -284,19 +284,6 @@ def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
     assert "too long" in out["too_long"]["error"]
 
 
-def test_files_source_trains_on_user_genbank_files(genbank_file, tmp_path):
-    cfg = tiny_config(data={"source": "files", "train": str(genbank_file), "validation": str(genbank_file),
-                            "test": str(genbank_file)})
-    records = data.records_of(data.load_split(cfg.data, "train"))
-    assert [r.name for r in records] == ["plus_gene", "minus_gene"]
-    assert [(r.exons, r.strand) for r in records] == [(r.exons, r.strand) for r in data.read_genbank(genbank_file)]
-    tagger = model.build_tagger(cfg)
-    model.compile_tagger(tagger, cfg)
-    windows = data.training_windows(records, cfg.data, 2, True, 0)
-    loss = tagger.fit(windows, epochs=2, verbose=0).history["loss"]
-    assert np.isfinite(loss).all()
-
-
 # The same two genes as GENBANK, as GFF3: the minus-strand gene's three CDS parts share one Parent.
 GFF3 = """##gff-version 3
 plus_gene\tzoo\tgene\t6\t30\t.\t+\t.\tID=g1
@@ -333,6 +320,29 @@ def test_gff3_with_embedded_or_sibling_fasta_labels_like_genbank(genbank_file, t
     (tmp_path / "alone.gff3").write_text(GFF3)
     with pytest.raises(ValueError, match=r"alone\.gff3:3: no sequence 'plus_gene'"):
         data.read_records(tmp_path / "alone.gff3")
+
+
+def test_trained_on_user_gff3_and_genbank_files_and_served_without_zoo(genbank_file, tmp_path):
+    (tmp_path / "train.gff3").write_text(GFF3)
+    (tmp_path / "train.fa").write_text(FASTA)
+    cfg = tiny_config(data={"source": "files", "train": str(tmp_path / "train.gff3"),
+                            "validation": str(genbank_file), "test": str(genbank_file)},
+                      baseline={"train_bases": 60, "k": 2},
+                      train={"epochs": 2, "batch_size": 2, "run_dir": str(tmp_path / "run"), "verbose": 0},
+                      export={"base_dir": str(tmp_path / "saved_models")})
+    records = data.records_of(data.load_split(cfg.data, "train"))
+    assert [(r.name, r.exons, r.strand) for r in records] == [(r.name, r.exons, r.strand)
+                                                               for r in data.read_genbank(genbank_file)]
+    report = zoo.run(train.RECIPE, cfg).report
+    assert report["metrics"]["genes"] == 2
+    sequences = [r.sequence for r in records]
+    served = subprocess.run([sys.executable, "-I", "-c", SERVE_IN_SUBPROCESS, report["saved_model"],
+                             json.dumps({"genes": sequences})], cwd="/tmp", capture_output=True, text=True,
+                            timeout=300)
+    assert served.returncode == 0, served.stderr[-3000:]
+    out = json.loads(served.stdout.strip().splitlines()[-1])["genes"]
+    expected = model.make_serving_fn(keras.models.load_model(report["model"]), cfg)(tf.constant(sequences))
+    assert out["labels"] == expected["labels"].numpy().tolist() and out["lengths"] == [40, 30]
 
 
 def test_an_empty_validation_split_is_a_clear_error_before_training(genbank_file, tmp_path):
