@@ -9,6 +9,7 @@ same split. Files are read afresh on every run (nothing is cached), so a changed
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import zlib
 from pathlib import Path
@@ -66,6 +67,19 @@ def split_examples(data_cfg, read, key, split: str) -> list:
         raise FileFormatError(train_path, None, f"no example left for the {split} split (give data.{split} a file, "
                                                 f"or more examples)")
     return examples
+
+
+def per_file_version(fn):
+    """``fn(path)`` memoised on the file's path, modification time and size, so that what a recipe learns from a
+    file (its labels, tags, alphabet) is read once per run and again when the file changes."""
+    cached = functools.lru_cache(maxsize=8)(lambda path, mtime_ns, size: fn(path))
+
+    @functools.wraps(fn)
+    def wrapper(path: Path):
+        stat = path.stat()
+        return cached(path, stat.st_mtime_ns, stat.st_size)
+
+    return wrapper
 
 
 def read_text(path: Path) -> str:

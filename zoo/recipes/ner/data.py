@@ -12,7 +12,6 @@ in the same split. The test split is never used for early stopping.
 
 from __future__ import annotations
 
-import functools
 import json
 import tarfile
 import typing
@@ -111,17 +110,12 @@ def read_conll(path: Path) -> list[Sentence]:
     return sentences
 
 
-@functools.lru_cache(maxsize=8)
-def _tags_of(path: Path, mtime_ns: int, size: int) -> tuple[str, ...]:
-    types = sorted({tag[2:] for sentence in read_conll(path) for tag in sentence.tags if tag != "O"})
-    return ("O",) + tuple(f"{p}-{t}" for t in types for p in "BI")
-
-
+@files.per_file_version
 def file_tag_names(path: Path) -> tuple[str, ...]:
     """``O`` then ``B-``/``I-`` of every entity type in the training file, types sorted (read again when the file
     changes)."""
-    stat = path.stat()
-    return _tags_of(path, stat.st_mtime_ns, stat.st_size)
+    types = sorted({tag[2:] for sentence in read_conll(path) for tag in sentence.tags if tag != "O"})
+    return ("O",) + tuple(f"{p}-{t}" for t in types for p in "BI")
 
 
 def load_files(cfg: DataConfig, split: str) -> tf.data.Dataset:

@@ -18,7 +18,6 @@ between runs or machines; the test split is never used for early stopping.
 
 from __future__ import annotations
 
-import functools
 import tarfile
 import zlib
 from pathlib import Path
@@ -151,9 +150,7 @@ def class_names(cfg: DataConfig) -> tuple[str, ...]:
     labels of the training file (integers: every rating from the lowest to the highest; names: sorted)."""
     if cfg.source != "files":
         return tuple(str(r) for r in range(1, NUM_RATINGS + 1))
-    path = files.path_of(cfg, "train")
-    stat = path.stat()
-    return _labels_of(path, stat.st_mtime_ns, stat.st_size)
+    return _labels_of(files.path_of(cfg, "train"))
 
 
 def integer_classes(names: tuple[str, ...]) -> bool:
@@ -168,8 +165,8 @@ def _as_int(label: str):
         return None
 
 
-@functools.lru_cache(maxsize=8)
-def _labels_of(path: Path, mtime_ns: int, size: int) -> tuple[str, ...]:
+@files.per_file_version
+def _labels_of(path: Path) -> tuple[str, ...]:
     labels = {values["label"] for _, values in files.read_table(path, ("text", "label"))}
     numbers = [_as_int(label) for label in labels]
     if all(n is not None for n in numbers):

@@ -20,7 +20,6 @@ setting generates a new copy and an unchanged one is read from the cache. All au
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import hashlib
 import io
 import json
@@ -356,13 +355,11 @@ def alphabet_of(cfg: DataConfig) -> str:
     apostrophe of the training transcripts (lower-cased), sorted."""
     if cfg.source != "files":
         return cfg.alphabet
-    path = files.path_of(cfg, "train")
-    stat = path.stat()
-    return _alphabet_of(path, stat.st_mtime_ns, stat.st_size)
+    return _alphabet_of(files.path_of(cfg, "train"))
 
 
-@functools.lru_cache(maxsize=8)
-def _alphabet_of(path: Path, mtime_ns: int, size: int) -> str:
+@files.per_file_version
+def _alphabet_of(path: Path) -> str:
     chars = {c for _, row in files.read_table(path, ("path", "text")) for c in row["text"].lower()
              if c.isalnum() or c == "'"}
     return " " + "".join(sorted(chars))
