@@ -3,7 +3,8 @@
 A recipe whose data section is a ``zoo.config.FileSourceConfig`` reads ``data.train`` and, where given,
 ``data.validation`` and ``data.test``. A split without a file is cut from the training file by a CRC32 hash of each
 example's key (10 % each), so it never changes between runs or machines and a duplicated example always lands in the
-same split. Files are read afresh on every run (nothing is cached), so a changed file is always the one used.
+same split. What is read from a file is kept for as long as its ``version`` (modification times and sizes) stays
+the same, so each file is read once per run and a changed file is always read again.
 """
 
 from __future__ import annotations
@@ -59,25 +60,40 @@ def split_examples(data_cfg, read, key, split: str) -> list:
     """
     own = path_of(data_cfg, split)
     if own is not None and split != "train":
-        return read(own)
+        return list(_read(read, own, version(own)))
     held_out = tuple(s for s in SPLITS[1:] if path_of(data_cfg, s) is None)
     train_path = path_of(data_cfg, "train")
-    examples = [ex for ex in read(train_path) if hashed_split(key(ex), held_out) == split]
+    examples = [ex for ex in _read(read, train_path, version(train_path)) if hashed_split(key(ex), held_out) == split]
     if not examples:
         raise FileFormatError(train_path, None, f"no example left for the {split} split (give data.{split} a file, "
                                                 f"or more examples)")
     return examples
 
 
+def version(path: Path) -> tuple:
+    """What changes when a user file or directory changes: the modification time and size of the file, or of
+    every file and directory below the directory."""
+    if path.is_dir():
+        return tuple((str(p.relative_to(path)), p.stat().st_mtime_ns, p.stat().st_size)
+                     for p in sorted(path.rglob("*")))
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=8)
+def _read(read, path: Path, file_version: tuple) -> tuple:
+    """``read(path)``, once per version of the file: the three splits cut from one training file read it once."""
+    return tuple(read(path))
+
+
 def per_file_version(fn):
-    """``fn(path)`` memoised on the file's path, modification time and size, so that what a recipe learns from a
-    file (its labels, tags, alphabet) is read once per run and again when the file changes."""
-    cached = functools.lru_cache(maxsize=8)(lambda path, mtime_ns, size: fn(path))
+    """``fn(path)`` memoised on the file's ``version``, so that what a recipe learns from a file (its labels, tags,
+    alphabet) is read once per run and again when the file changes."""
+    cached = functools.lru_cache(maxsize=8)(lambda path, file_version: fn(path))
 
     @functools.wraps(fn)
     def wrapper(path: Path):
-        stat = path.stat()
-        return cached(path, stat.st_mtime_ns, stat.st_size)
+        return cached(path, version(path))
 
     return wrapper
 
