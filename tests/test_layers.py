@@ -140,6 +140,22 @@ def test_model_with_all_blocks_survives_keras_save_and_reload(tmp_path):
     np.testing.assert_allclose(model(rag[:1]), model(rag)[:1], atol=1e-5)
 
 
+def test_many_bidirectional_stacks_build_inside_a_keras_load_scope():
+    # A `.keras` load builds layers inside an ObjectSharingScope keyed by id(); Bidirectional's copies of a freed
+    # layer's address used to come back as another stack's layer (a sentiment ensemble failed to reload now and then).
+    from keras.src.saving import serialization_lib
+
+    with serialization_lib.ObjectSharingScope():
+        stacks = []
+        for i in range(100):  # most are freed at once, so that their addresses get reused
+            stack = RecurrentStack("gru", 4, num_layers=2, bidirectional=True)
+            if i % 10 == 0:
+                stacks.append(stack)
+    layers = [sub for stack in stacks for bi in stack.recurrent_layers for sub in (bi.forward_layer, bi.backward_layer)]
+    assert len({id(layer) for layer in layers}) == len(layers)
+    assert [layer.go_backwards for layer in layers[:2]] == [False, True]
+
+
 @pytest.mark.parametrize("return_sequences", [False, True])
 def test_batch_of_only_empty_sequences(return_sequences):
     stack = RecurrentStack("lstm", 4, bidirectional=True, return_sequences=return_sequences)

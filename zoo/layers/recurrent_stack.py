@@ -1,7 +1,10 @@
 """RecurrentStack: N recurrent layers (LSTM | GRU | SimpleRNN), optionally bidirectional and residual."""
 
+import contextlib
+
 import keras
 import tensorflow as tf
+from keras.src.backend.common import global_state
 
 _CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}
 _MERGE_MODES = ("concat", "sum", "mul", "ave")
@@ -20,6 +23,29 @@ def guard_fully_masked_rows(mask):
     empty = tf.logical_not(tf.reduce_any(mask, axis=1, keepdims=True))
     first_step = tf.equal(tf.range(tf.shape(mask)[1]), 0)[tf.newaxis, :]
     return tf.logical_or(mask, tf.logical_and(empty, first_step))
+
+
+_SHARING_MAPS = ("shared_objects/id_to_obj_map", "shared_objects/id_to_config_map")
+
+
+@contextlib.contextmanager
+def _outside_object_sharing():
+    """Builds layers as if no `.keras` load were under way.
+
+    `Bidirectional` copies its layer by serializing it twice. Inside a load's `ObjectSharingScope` that records the
+    layer's `id()`, and a later layer that reuses a freed one's address is then handed back an earlier copy: loading
+    a model with several bidirectional stacks failed now and then ("Forward layer and backward layer should have
+    different `go_backwards` value"), or could share one stack's layer with another. Nothing in a stack is shared
+    with the rest of the model, so its construction does not need the scope.
+    """
+    saved = [global_state.get_global_attribute(key) for key in _SHARING_MAPS]
+    for key in _SHARING_MAPS:
+        global_state.set_global_attribute(key, None)
+    try:
+        yield
+    finally:
+        for key, value in zip(_SHARING_MAPS, saved):
+            global_state.set_global_attribute(key, value)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -73,12 +99,13 @@ class RecurrentStack(keras.layers.Layer):
         self.supports_masking = True
 
         self.recurrent_layers = []
-        for i in range(num_layers):
-            last = i == num_layers - 1
-            layer = _CELLS[cell](units, return_sequences=return_sequences or not last, name=f"{cell}_{i}")
-            if bidirectional:
-                layer = keras.layers.Bidirectional(layer, merge_mode=merge_mode, name=f"bidirectional_{i}")
-            self.recurrent_layers.append(layer)
+        with _outside_object_sharing():
+            for i in range(num_layers):
+                last = i == num_layers - 1
+                layer = _CELLS[cell](units, return_sequences=return_sequences or not last, name=f"{cell}_{i}")
+                if bidirectional:
+                    layer = keras.layers.Bidirectional(layer, merge_mode=merge_mode, name=f"bidirectional_{i}")
+                self.recurrent_layers.append(layer)
         self.dropout_layers = [keras.layers.Dropout(dropout, name=f"dropout_{i}") for i in range(num_layers - 1)]
 
     @property
