@@ -232,7 +232,8 @@ class TrainConfig(Section):
     """Optimisation and run-directory settings shared by every recipe."""
 
     epochs: int = option(10, "maximum number of epochs", at_least=1)
-    batch_size: int = option(64, "examples per batch (per replica under a distribution strategy)", at_least=1)
+    batch_size: int = option(64, "examples per batch; under a distribution strategy the global batch, split evenly "
+                                 "over the replicas", at_least=1)
     learning_rate: float = option(1e-3, "Adam learning rate (> 0)")
     clipnorm: float = option(1.0, "gradient clipping by global norm (0 disables)", at_least=0)
     seed: int = option(1234, "seed for Python, NumPy and TensorFlow")

@@ -159,7 +159,10 @@ class Recipe:
 
 class Run(Predictor):
     """What ``run`` returns: the trained end-to-end model (``predict`` answers as the SavedModel does), its report,
-    and where everything went: ``run_dir``, ``model_path``, ``saved_model`` (None when export is off)."""
+    and where everything went: ``run_dir``, ``model_path``, ``saved_model`` (None when export is off).
+
+    On a multi-worker run's other workers, which neither evaluate nor save, ``model`` is the trained network (the
+    first member), ``report`` says what they trained, and ``model_path`` and ``saved_model`` are None."""
 
     def __init__(self, recipe: Recipe, config, model, report: dict, run_dir: Path, model_path: Path,
                  saved_model: Path | None):
@@ -204,6 +207,12 @@ def run(recipe: Recipe, cfg) -> Run:
         cfg.train, run_dir, strategy, monitor=monitor, mode=mode,
         steps_per_epoch=prepared.steps_per_epoch)
     train_seconds = time.time() - started
+    if not training.is_chief(strategy):  # the chief evaluates, saves and exports; the other workers are done
+        report = dict(recipe=recipe.name, worker=strategy.cluster_resolver.task_id, data=prepared.facts,
+                      data_seconds=round(data_seconds, 1), train_seconds=round(train_seconds, 1), epochs_run=epochs_run)
+        print(f"{recipe.name}: worker {report['worker']} finished training; the chief writes the model, the report "
+              f"and the export", flush=True)
+        return Run(recipe, cfg, members[0], report, run_dir, None, None)
     model = recipe.finalize(cfg, prepared, members, splits)
     model_path = run_dir / MODEL_FILE
     model.save(model_path)  # before the evaluation, so that a failure there loses no training

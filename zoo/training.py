@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import json
 import os
 import shutil
@@ -17,16 +19,71 @@ from tensorflow.python.data.ops import dataset_ops
 from zoo.config import TrainConfig
 
 
+@functools.cache
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """Returns the tf.distribute strategy named in ``train.strategy``.
+    """Returns the tf.distribute strategy named in ``train.strategy`` (one per process: collectives are set up once).
 
-    ``multi_worker`` is the scale-out path: every worker runs the same command with its own ``TF_CONFIG``.
+    ``multi_worker`` is the scale-out path: every worker runs the same command with its own ``TF_CONFIG`` (see the
+    README); the datasets are sharded by example, each worker training on its part of every global batch.
     """
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
+        _patch_keras_for_multi_worker()
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def local_strategy(name: str) -> tf.distribute.Strategy:
+    """The strategy for a model that one process trains alone (a baseline inside the chief's report): ``name``'s,
+    except in multi-worker training, whose other workers do not take part in the report."""
+    strategy = make_strategy(name)
+    return tf.distribute.get_strategy() if is_multi_worker(strategy) else strategy
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's outputs: always outside multi-worker training; there, the ``chief``
+    task, or worker 0 of a cluster without one."""
+    if not is_multi_worker(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                             and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def _patch_keras_for_multi_worker():
+    """Keras 3.15's ``fit`` under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585) averages each step's
+    scalar logs across workers with ``axis=0``, which fails on a scalar: average them whole instead, so that every
+    worker sees the same (global) losses and metrics, and its early-stopping and learning-rate decisions agree with
+    the other workers' (a worker that stopped alone would leave the others waiting in the next all-reduce)."""
+    from keras.src.backend.tensorflow import trainer
+
+    if getattr(trainer.reduce_per_replica, "zoo_multi_worker", False):
+        return
+    keras_reduce = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and is_multi_worker(strategy):
+            return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return keras_reduce(values, strategy, reduction)
+
+    reduce_per_replica.zoo_multi_worker = True
+    trainer.reduce_per_replica = reduce_per_replica
+
+
+def for_workers(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """``dataset`` set to be sharded by example across workers (each worker takes its slice of every global batch).
+
+    TF's default policy shards by input file first, which gives a split held in one TFRecord file (a TFDS split, a
+    small user file) to one worker only, and the others nothing to train on.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def optimizer(train: TrainConfig) -> keras.optimizers.Optimizer:
@@ -36,9 +93,21 @@ def optimizer(train: TrainConfig) -> keras.optimizers.Optimizer:
 
 
 def start_run(train: TrainConfig, recipe: str) -> tuple[Path, tf.distribute.Strategy]:
-    """Seeds Python, NumPy and TensorFlow; returns the recipe's run directory and distribution strategy."""
+    """Seeds Python, NumPy and TensorFlow; returns the recipe's run directory and distribution strategy.
+
+    In multi-worker training a worker other than the chief keeps its own training state (backups, history) in
+    ``workers/<index>`` under the run directory, so that a restarted worker resumes from its own backup.
+    """
     keras.utils.set_random_seed(train.seed)
-    return run_directory(train, recipe), make_strategy(train.strategy)
+    strategy = make_strategy(train.strategy)
+    if is_multi_worker(strategy) and train.max_minutes:
+        raise ValueError("train.max_minutes cannot be used with train.strategy = multi_worker: each worker would "
+                         "judge the wall time alone, and one that stopped would leave the others waiting")
+    path = run_directory(train, recipe)
+    if not is_chief(strategy):
+        path = path / WORKERS_DIR / str(strategy.cluster_resolver.task_id)
+        path.mkdir(parents=True, exist_ok=True)
+    return path, strategy
 
 
 def run_directory(train: TrainConfig, recipe: str) -> Path:
@@ -139,20 +208,40 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
         endless: whether ``train_ds`` is an endless stream, whose one iterator serves every epoch.
         swap: the run's ``SwapEMAWeights`` callback, if any: the backup holds the raw weights as the model variables
             (swapping the averaged ones back out when they are in at the epoch's end).
+        strategy: a multi-worker strategy, or None. Each worker keeps its own backups; a worker killed at an epoch's
+            end may have written one epoch fewer than the others, so the last two are kept and a restart resumes
+            every worker from the newest epoch that all of them have (agreed in one all-reduce).
     """
 
     STATE, WEIGHTS = "state.json", "model.weights.h5"
 
-    def __init__(self, backup_dir, replayed=(), train_ds: CountedDataset | None = None, endless=False, swap=None):
+    def __init__(self, backup_dir, replayed=(), train_ds: CountedDataset | None = None, endless=False, swap=None,
+                 strategy: tf.distribute.Strategy | None = None):
         super().__init__(str(backup_dir))
         self.replayed, self.train_ds, self.endless, self.swap = list(replayed), train_ds, endless, swap
+        self.strategy = strategy
+        self.keep = 2 if strategy is not None else 1
         self._opened = 0
         self.epoch_logs: list[dict] = []
         self._rebuild = False
 
+    def _done(self) -> dict[int, Path]:
+        """The complete backups by epoch."""
+        return {int(p.name.split("_")[1]): p for p in Path(self.backup_dir).glob("epoch_*")
+                if (p / self.STATE).is_file()}
+
     def _latest(self) -> Path | None:
-        done = [p for p in Path(self.backup_dir).glob("epoch_*") if (p / self.STATE).is_file()]
-        return max(done, key=lambda p: int(p.name.split("_")[1]), default=None)
+        done = self._done()
+        if self.strategy is None:
+            return done[max(done)] if done else None
+        # The newest epoch every worker has (0: some worker has none, and all start afresh).
+        mine = tf.constant([max(done, default=0)])
+        every = self.strategy.run(lambda: tf.distribute.get_replica_context().all_gather(mine, axis=0))
+        epoch = int(tf.reduce_min(self.strategy.experimental_local_results(every)[0]))
+        if epoch and epoch not in done:
+            raise ValueError(f"{self.backup_dir} holds epochs {sorted(done)} but the other workers resume from epoch "
+                             f"{epoch}: remove the run's backups (every worker's) to start afresh")
+        return done.get(epoch)
 
     @property
     def resume_epoch(self) -> int:
@@ -180,15 +269,16 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
                                                       "opened": opened}))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
-        for older in root.glob("epoch_*"):
-            if older != final:
-                shutil.rmtree(older)
+        for older in sorted(self._done())[:-self.keep]:
+            shutil.rmtree(root / f"epoch_{older}")
 
     def _load_model(self):
         for partial in Path(self.backup_dir).glob(".epoch_*.partial"):
             shutil.rmtree(partial)  # a save the kill interrupted
         latest = self._latest()
         if latest is None:
+            for stale in self._done().values():  # a worker's backups that the others do not have
+                shutil.rmtree(stale)
             return
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
@@ -287,6 +377,7 @@ def _best_so_far(history_csv: Path, monitor: str, mode: str):
 
 # What a run directory holds (see the README's layout).
 CONFIG_FILE, REPORT_FILE, MODEL_FILE = "config.json", "report.json", "model.keras"
+WORKERS_DIR = "workers"  # the training state of the other workers of a multi-worker run
 RUN_STATE = ("backup", "best.weights.h5", "finished.weights.h5", "finished.json", "history.csv", "curves.png")
 
 
@@ -299,7 +390,9 @@ def claim(run_dir: Path, record: str) -> bool:
     saved = run_dir / CONFIG_FILE
     if saved.is_file() and saved.read_text() == record:
         return True
-    stale = [p for name in RUN_STATE for p in run_dir.rglob(name)]
+    # Each worker of a multi-worker run claims its own directory: the chief leaves the others' alone.
+    stale = [p for name in RUN_STATE for p in run_dir.rglob(name)
+             if WORKERS_DIR not in p.relative_to(run_dir).parts]
     if any(p.name == "backup" or p.name == "finished.weights.h5" for p in stale):
         print(f"{run_dir} holds the state of a run with other settings; starting afresh")
     for path in stale:
@@ -332,7 +425,9 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
                 *([keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=train.lr_plateau_factor,
                                                      patience=train.lr_plateau_patience, min_lr=1e-5, verbose=1)]
                   if train.lr_plateau_patience else [])]
-    backup = ExactBackupAndRestore(backup_dir, replayed=stateful, endless=bool(steps_per_epoch), swap=swap)
+    strategy = model.distribute_strategy
+    backup = ExactBackupAndRestore(backup_dir, replayed=stateful, endless=bool(steps_per_epoch), swap=swap,
+                                   strategy=strategy if is_multi_worker(strategy) else None)
     start = backup.resume_epoch
     if start == 0:  # a fresh run: forget the history of a previous, finished run
         for stale in (history_csv, best_weights, run_dir / TIME_LIMIT_FILE):
@@ -358,7 +453,16 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
         *callbacks,
     ]
     model.jit_compile = train.jit_compile  # Keras' "auto" turns XLA on, which recompiles for every batch shape
-    with warnings.catch_warnings():
+    scope = contextlib.nullcontext()
+    if is_multi_worker(strategy):
+        val_ds = for_workers(val_ds)
+        train_ds = backup.train_ds = CountedDataset(for_workers(train_ds), count)
+        # Keras' own build before fit fails under this strategy (keras-team/keras#20585): build the model, its loss,
+        # metrics and optimizer from the batch spec here, and let fit take the strategy from the scope.
+        with strategy.scope():
+            model._symbolic_build(data_batch=train_ds.element_spec)
+        model._distribute_strategy, scope = None, strategy.scope()
+    with warnings.catch_warnings(), scope:
         # A bucketed dataset has no known length, so Keras warns at the end of its first epoch that it "ran out of
         # data": for a finite dataset that is just where the epoch ends.
         warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)

@@ -105,7 +105,7 @@ def build_classifier(cfg: VideoConfig, num_classes: int) -> keras.Model:
 
 def train_classifier(cfg: VideoConfig, train_ds, val_ds, num_classes: int, run_dir: Path, epochs: int):
     """Builds, compiles and fits one classifier with the zoo's standard callbacks; returns it and its epochs."""
-    with training.make_strategy(cfg.train.strategy).scope():
+    with training.local_strategy(cfg.train.strategy).scope():
         classifier = build_classifier(cfg, num_classes)
     history = training.fit(classifier, train_ds, val_ds, dataclasses.replace(cfg.train, epochs=epochs), run_dir)
     return classifier, len(history.get("epoch", []))
