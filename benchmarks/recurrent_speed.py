@@ -5,6 +5,7 @@ clipping at norm 1) trained four ways on the same batches: the sentiment recipe'
 VADER training batches (its own pipeline, materialised once):
 
 - ``zoo``: zoo's blocks (``RecurrentStack``, ``MaskedPooling``), the recipe's optimiser, ``model.fit``, XLA off;
+- ``zoo_sparse``: the same with ``train.sparse_updates`` (``LazyAdam``: the embedding table's touched rows only);
 - ``keras``: plain Keras ``Embedding(mask_zero=True)`` → ``Bidirectional(GRU)`` → ``GlobalAveragePooling1D``;
 - ``torch_padded``: PyTorch ``nn.GRU`` on the padded batch (the mask only in the pooling);
 - ``torch_packed``: PyTorch ``nn.GRU`` on ``pack_padded_sequence`` (what a PyTorch user writes for variable length).
@@ -23,6 +24,7 @@ Without PyTorch the two PyTorch rows are skipped.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import keras
@@ -119,6 +121,38 @@ class TorchVariant:
             self.optimizer.step()
 
 
+def profile_step(variant: KerasVariant, batch, repeats: int = 30) -> dict[str, float]:
+    """Milliseconds per step of one batch, part by part: forward, forward + backward, the optimiser's update, the
+    whole ``train_on_batch``, and ``fit``'s time per step over the epoch (``fit_step``)."""
+    net, optimizer = variant.net, variant.net.optimizer
+    ids, _, y = (tf.constant(a) for a in batch)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function(reduce_retracing=True)
+    def forward():
+        return loss_fn(y, net(ids, training=True))
+
+    @tf.function(reduce_retracing=True)
+    def gradients():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, net(ids, training=True))
+        return tape.gradient(loss, net.trainable_variables)
+
+    grads = gradients()
+
+    @tf.function(reduce_retracing=True)
+    def update():
+        optimizer.apply_gradients(zip(grads, net.trainable_variables))
+
+    parts = {"forward": forward, "forward_backward": gradients, "optimizer_update": update,
+             "train_on_batch": lambda: net.train_on_batch(ids, y)}
+    result = {}
+    for name, fn in parts.items():
+        fn()
+        result[name] = 1e3 * min(_timed(fn) for _ in range(repeats))
+    return result
+
+
 def matmul_peak(torch=None, n: int = 2048) -> float:
     """The better of tf.matmul and torch.mm on fp32 n x n matrices, in FLOP/s (best of 3 each)."""
     a = tf.random.normal((n, n))
@@ -157,12 +191,21 @@ def main(argv=None):
     padded = sum(ids.size for ids, _, _ in batches)
     print(f"{len(batches)} batches, {real:,} real tokens, {1 - real / padded:.0%} padding; vocabulary {vocab:,}")
     variants = {"zoo": KerasVariant(zoo_model(vocab), cfg, batches),
+                "zoo_sparse": KerasVariant(zoo_model(vocab), dataclasses.replace(
+                    cfg, train=dataclasses.replace(cfg.train, sparse_updates=True)), batches),
                 "keras": KerasVariant(keras_model(vocab), cfg, batches)}
     if torch is not None:
         variants.update(torch_padded=TorchVariant(vocab, batches, packed=False),
                         torch_packed=TorchVariant(vocab, batches, packed=True))
     for variant in variants.values():  # warm up: trace every batch shape, fill caches
         variant.epoch()
+
+    typical = min(batches, key=lambda b: abs(b[0].shape[0] * b[0].shape[1] - np.median(
+        [ids.size for ids, _, _ in batches])))
+    print(f"\nOne typical batch ({typical[0].shape[0]} x {typical[0].shape[1]} tokens), ms (best of 30):")
+    for name in ("zoo", "zoo_sparse"):
+        print(f"  {name:11s} " + ", ".join(f"{part} {ms:.1f}" for part, ms in profile_step(variants[name],
+                                                                                         typical).items()))
 
     seconds, peaks = {name: [] for name in variants}, []
     for r in range(args.rounds):
@@ -179,6 +222,8 @@ def main(argv=None):
     print(f"{'variant':14s} {'tokens/s':>10s} {'of peak':>8s} {'zoo / it':>9s}")
     for name, rate in rates.items():
         print(f"{name:14s} {rate:10.0f} {rate * gru_flops_per_token() / peak:8.1%} {rates['zoo'] / rate:8.2f}x")
+    print("fit's time per step of the zoo variants: " + ", ".join(
+        f"{name} {1e3 * float(np.median(seconds[name])) / len(batches):.1f} ms" for name in ("zoo", "zoo_sparse")))
 
 
 if __name__ == "__main__":

@@ -259,6 +259,8 @@ class TrainConfig(Section):
                                       "(Polyak averaging); validation, checkpoints and the saved model use it "
                                       "(0 = off)",
                                  fraction=True)
+    sparse_updates: bool = option(False, "embedding tables update only the rows a batch touched (zoo.optimizers."
+                                         "LazyAdam) instead of every row every step (benchmarks/recurrent_speed.py)")
 
     def __post_init__(self):
         super().__post_init__()

@@ -17,6 +17,7 @@ import tensorflow as tf
 from tensorflow.python.data.ops import dataset_ops
 
 from zoo.config import TrainConfig
+from zoo.optimizers import LazyAdam
 
 
 @functools.cache
@@ -87,9 +88,11 @@ def for_workers(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def optimizer(train: TrainConfig) -> keras.optimizers.Optimizer:
-    """Adam with the run's learning rate, gradient clipping and (``train.ema_momentum``) weight averaging."""
+    """Adam with the run's learning rate, gradient clipping, (``train.ema_momentum``) weight averaging and
+    (``train.sparse_updates``) row-wise updates of embedding tables."""
     averaging = {"use_ema": True, "ema_momentum": train.ema_momentum} if train.ema_momentum else {}
-    return keras.optimizers.Adam(train.learning_rate, clipnorm=train.clipnorm or None, **averaging)
+    adam = LazyAdam if train.sparse_updates else keras.optimizers.Adam
+    return adam(train.learning_rate, clipnorm=train.clipnorm or None, **averaging)
 
 
 def start_run(train: TrainConfig, recipe: str) -> tuple[Path, tf.distribute.Strategy]:
