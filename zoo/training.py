@@ -439,6 +439,9 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
     count = train_ds.count if isinstance(train_ds, CountedDataset) else [0]
     if steps_per_epoch:
         train_ds = train_ds.skip(start * steps_per_epoch)
+    multi_worker = is_multi_worker(strategy)
+    if multi_worker:
+        train_ds, val_ds = for_workers(train_ds), for_workers(val_ds)
     train_ds = backup.train_ds = CountedDataset(train_ds, count)
     # The backup comes last of what an epoch's end writes (its CSV row, the learning-rate and stopping decisions, the
     # best checkpoint, which sees the averaged weights), so a kill before it redoes the epoch and rewrites them alike.
@@ -457,9 +460,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
     ]
     model.jit_compile = train.jit_compile  # Keras' "auto" turns XLA on, which recompiles for every batch shape
     scope = contextlib.nullcontext()
-    if is_multi_worker(strategy):
-        val_ds = for_workers(val_ds)
-        train_ds = backup.train_ds = CountedDataset(for_workers(train_ds), count)
+    if multi_worker:
         # Keras' own build before fit fails under this strategy (keras-team/keras#20585): build the model, its loss,
         # metrics and optimizer from the batch spec here, and let fit take the strategy from the scope.
         with strategy.scope():
