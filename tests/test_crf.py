@@ -56,6 +56,37 @@ def test_log_partition_score_and_viterbi_match_brute_force(batch):
         np.testing.assert_allclose(best_score[i], exp_best, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("k", [NUM_TAGS, 10])  # the log-semiring tree, and the sequential scan above TREE_MAX_TAGS
+def test_per_step_transitions_match_brute_force(k):
+    rng = np.random.default_rng(3)
+    emissions = rng.normal(size=(3, 4, k)).astype(np.float32)
+    lengths = np.array([4, 2, 1])
+    mask = np.arange(4)[None, :] < lengths[:, None]
+    # Per-step scores with forbidden (-1e9) transitions, as a grammar gives them.
+    steps = np.where(rng.random((3, 4, k, k)) < 0.3, -1e9, rng.normal(size=(3, 4, k, k))).astype(np.float32)
+    tags = rng.integers(0, k, size=(3, 4)).astype(np.int32)
+    params = _params(seed=7, k=k)
+    log_z = crf_log_partition(emissions, mask, *params, steps).numpy()
+    score = crf_sequence_score(emissions, tags, mask, *params, steps).numpy()
+    decoded = crf_viterbi_decode(emissions, mask, *params, steps)[0].numpy()
+    marginals = crf_marginals(emissions, mask, *params, steps).numpy()
+    for i, n in enumerate(lengths):
+        paths = list(itertools.product(range(k), repeat=int(n)))
+
+        def path_score(path):
+            return (_path_score(emissions[i, :n], path, *params)
+                    + sum(steps[i, t, path[t - 1], path[t]] for t in range(1, len(path))))
+
+        scores = np.array([path_score(p) for p in paths], np.float64)
+        np.testing.assert_allclose(log_z[i], np.logaddexp.reduce(scores), rtol=1e-5)
+        np.testing.assert_allclose(score[i], path_score(tags[i, :n]), rtol=1e-5)
+        assert decoded[i, :n].tolist() == list(paths[int(scores.argmax())])
+        expected = np.zeros((n, k))
+        for p, prob in zip(paths, np.exp(scores - np.logaddexp.reduce(scores))):
+            expected[np.arange(n), p] += prob
+        np.testing.assert_allclose(marginals[i, :n], expected, atol=1e-5)
+
+
 def test_log_partition_of_long_rows_matches_the_sequential_forward_algorithm():
     rng = np.random.default_rng(5)
     emissions = rng.normal(size=(4, 777, NUM_TAGS)).astype(np.float32) * 3

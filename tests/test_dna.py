@@ -8,10 +8,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from Bio.Seq import Seq
 
 import zoo
 from zoo.config import ConfigError, from_dict
-from zoo.recipes.dna import baseline, data, model, train
+from zoo.recipes.dna import baseline, data, grammar, model, train
 from zoo.recipes.dna.config import DnaConfig
 
 TINY_MODEL = {"conv_filters": 8, "conv_kernel": 5, "conv_layers": 2, "pool_size": 3, "units": 6, "num_layers": 1}
@@ -46,9 +47,9 @@ def tiny_config(tmp_path=None, **sections):
     return from_dict(DnaConfig, values)
 
 
-def tiny_tagger(head="crf"):
+def tiny_tagger():
     keras.utils.set_random_seed(0)
-    return model.build_tagger(tiny_config(model={"head": head}))
+    return model.build_tagger(tiny_config())
 
 
 @pytest.fixture
@@ -91,8 +92,10 @@ def test_encode_and_reverse_complement():
     assert data.encode("ACGTNacgtn").tolist() == [1, 2, 3, 4, 5] * 2
     with pytest.raises(ValueError, match="'X'"):
         data.encode("ACXG")
-    ids, labels = data.reverse_complement(tf.constant([1, 1, 2, 5]), tf.constant([0, 1, 1, 2]))
-    assert ids.numpy().tolist() == [5, 3, 4, 4] and labels.numpy().tolist() == [2, 1, 1, 0]
+    plus = [grammar.state(s) for s in ("IG", "+E0", "+I1", "+S0")]
+    ids, states = data.reverse_complement(tf.constant([1, 1, 2, 5]), tf.constant(plus))
+    assert ids.numpy().tolist() == [5, 3, 4, 4]
+    assert states.numpy().tolist() == [grammar.state(s) for s in ("-S0", "-I1", "-E0", "IG")]
 
 
 @pytest.mark.parametrize("offset", [0, 1, 7, 9])
@@ -113,9 +116,9 @@ def test_training_windows_cover_each_record(genbank_file):
     cfg = tiny_config().data
     batches = list(data.training_windows(records, cfg, 2, shuffle=False, seed=0))
     ids = np.concatenate([b[0].numpy() for b in batches])
-    labels = np.concatenate([b[1].numpy() for b in batches])
+    states = np.concatenate([b[1].numpy() for b in batches])
     assert ids.shape[1] == cfg.window and (ids != 0).sum() == 70
-    assert labels[ids != 0].tolist() == np.concatenate([r.labels for r in records]).tolist()
+    assert states[ids != 0].tolist() == np.concatenate([r.states for r in records]).tolist()
     shuffled = list(data.training_windows(records, cfg, 2, shuffle=True, seed=3))
     assert sum(int((b[0].numpy() != 0).sum()) for b in shuffled) == 70
 
@@ -128,9 +131,8 @@ def test_shared_layers_keep_masked_steps_out():
     assert model.RepeatedSteps(2)(pooled, x).numpy().ravel().tolist() == [5, 5, 2, 2, 0]
 
 
-@pytest.mark.parametrize("head", ["crf", "softmax"])
-def test_shapes_and_masking_invariance_across_windows(head):
-    tagger = tiny_tagger(head)
+def test_shapes_and_masking_invariance_across_windows():
+    tagger = tiny_tagger()
     cfg = tiny_config().data
     rng = np.random.default_rng(0)
     ids = rng.integers(1, 6, (3, 170)).astype(np.int32)
@@ -151,7 +153,7 @@ def test_shapes_and_masking_invariance_across_windows(head):
 
 
 def test_one_window_equals_the_plain_encoder():
-    tagger = tiny_tagger("softmax")
+    tagger = tiny_tagger()
     ids = np.random.default_rng(1).integers(1, 6, (2, 45)).astype(np.int32)
     windowed = model.windowed_emissions(tagger.encoder, ids, 60, 10).numpy()
     direct = tagger.encoder(ids)[0].numpy()
@@ -178,13 +180,9 @@ def test_serving_fn_validates_and_bounds_its_input():
         budgeted(tf.constant(["ACGT" * 25] * 3))
 
 
-def test_exon_intervals_match_runs():
-    labels = np.array([[0, 1, 1, 2, 1, -1], [1, 1, 1, 1, 1, 1], [-1] * 6], np.int32)
-    starts, ends, counts = (t.numpy() for t in model.exon_intervals(labels, 2))
-    assert counts.tolist() == [2, 1, 0]
-    assert starts[0].tolist() == [1, 4] and ends[0].tolist() == [3, 5]
-    assert starts[1].tolist() == [0, 0] and ends[1].tolist() == [6, 0]
-    assert data.runs_of(labels[0], data.EXON) == [(1, 3), (4, 5)]
+def test_runs_of_labels():
+    labels = np.array([0, 1, 1, 2, 1, -1], np.int32)
+    assert data.runs_of(labels, data.EXON) == [(1, 3), (4, 5)] and data.runs_of(labels, 7) == []
 
 
 def test_keras_save_and_reload_give_equal_outputs(tmp_path):
@@ -209,18 +207,20 @@ def test_kmer_features_count_windows():
 def test_score_of_perfect_and_shifted_predictions(genbank_file):
     records = data.read_genbank(genbank_file)
     perfect = [(r.labels.astype(np.int32), np.eye(3)[r.labels]) for r in records]
-    metrics = train.score(records, perfect)
-    assert metrics["exon"]["f1"] == metrics["exon_auroc"] == metrics["gene_structure_accuracy"] == 1.0
+    metrics = train.score(records, perfect, [r.genes() for r in records])
+    assert metrics["exon"]["f1"] == metrics["exon_auroc"] == 1.0
+    assert all(metrics["gene_finder"][level]["sensitivity"] == metrics["gene_finder"][level]["specificity"] == 1.0
+               for level in ("nucleotide", "exon", "gene"))
     assert metrics["exon_f1_minus_strand"] == 1.0 and metrics["bases"] == 70
     shifted = [(np.roll(labels, 1), probs) for labels, probs in perfect]
-    metrics = train.score(records, shifted)
-    assert metrics["gene_structure_accuracy"] == 0.0 and metrics["exon_sensitivity"] == 0.0
-    assert 0.5 < metrics["exon"]["f1"] < 1.0
+    metrics = train.score(records, shifted, [grammar.genes_of(np.roll(r.states, 1)) for r in records])
+    assert metrics["gene_finder"]["gene"]["sensitivity"] == metrics["gene_finder"]["exon"]["sensitivity"] == 0.0
+    assert 0.5 < metrics["exon"]["f1"] < 1.0 and "gene_finder" not in train.score(records, shifted)
 
 
 @pytest.mark.parametrize("bad, name", [({"data": {"margin": 30}}, "data.margin"),
                                        ({"data": {"source": "files"}}, "data.train"),
-                                       ({"model": {"head": "hmm"}}, "model.head"),
+                                       ({"model": {"pool_size": 0}}, "model.pool_size"),
                                        ({"baseline": {"k": 9}}, "baseline.k")])
 def test_config_validation_names_the_bad_value(bad, name):
     values = {**bad, "data": {**TINY_DATA, **bad.get("data", {})}}
@@ -276,6 +276,8 @@ def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
     in_memory = model.make_serving_fn(keras.models.load_model(report["model"]), cfg)
     expected = in_memory(tf.constant([s.encode() for s in requests["genes"]]))
     assert out["genes"]["labels"] == expected["labels"].numpy().tolist()
+    for key in ("exon_start", "exon_end", "exon_strand", "exon_phase", "exon_gene", "num_exons"):
+        assert out["genes"][key] == expected[key].numpy().tolist(), key
     np.testing.assert_allclose(out["genes"]["probabilities"], expected["probabilities"].numpy(), atol=1e-5)
     assert out["genes"]["lengths"] == [len(s) for s in requests["genes"]]
     assert [len(a) for a in out["genes"]["annotation"]] == out["genes"]["lengths"]
@@ -322,17 +324,44 @@ def test_gff3_with_embedded_or_sibling_fasta_labels_like_genbank(genbank_file, t
         data.read_records(tmp_path / "alone.gff3")
 
 
+# A real two-exon gene structure (ATG, GT...AG intron, TAA after the CDS; see test_dna_grammar) on either strand.
+GENE = "CCCCACCCAC" "ATGAAAC" "GTAAGTTTTTTCAG" "CCTTTGCA" "TAA" "CCCCACCCAC"
+GRAMMATICAL_GFF3 = f"""##gff-version 3
+plus\tzoo\tCDS\t11\t17\t.\t+\t0\tParent=t1
+plus\tzoo\tCDS\t32\t39\t.\t+\t2\tParent=t1
+minus\tzoo\tCDS\t14\t21\t.\t-\t2\tParent=t2
+minus\tzoo\tCDS\t36\t42\t.\t-\t0\tParent=t2
+##FASTA
+>plus
+{GENE}
+>minus
+{str(Seq(GENE).reverse_complement())}
+"""
+
+
+def test_records_off_the_grammar_are_left_out_of_training(genbank_file, tmp_path):
+    (tmp_path / "genes.gff3").write_text(GRAMMATICAL_GFF3)
+    records = data.read_records(tmp_path / "genes.gff3")
+    assert [r.genes()[0].strand for r in records] == [1, -1]
+    kept, dropped = train.grammatical(records + data.read_genbank(genbank_file))
+    assert kept == records and dropped == 2
+    with pytest.raises(ValueError, match="none of the 2 records .*'plus_gene'.* grammar allows"):
+        train.grammatical(data.read_genbank(genbank_file))
+
+
 def test_trained_on_user_gff3_and_genbank_files_and_served_without_zoo(genbank_file, tmp_path):
     (tmp_path / "train.gff3").write_text(GFF3)
     (tmp_path / "train.fa").write_text(FASTA)
-    cfg = tiny_config(data={"source": "files", "train": str(tmp_path / "train.gff3"),
-                            "validation": str(genbank_file), "test": str(genbank_file)},
+    records = data.records_of(data.load_split(tiny_config(data={"source": "files", "train": str(tmp_path / "train.gff3"),
+                                                                "test": str(genbank_file)}).data, "train"))
+    assert [(r.name, r.exons, r.strand) for r in records] == [(r.name, r.exons, r.strand)
+                                                               for r in data.read_genbank(genbank_file)]
+    (tmp_path / "genes.gff3").write_text(GRAMMATICAL_GFF3)
+    cfg = tiny_config(data={"source": "files", "train": str(tmp_path / "genes.gff3"),
+                            "validation": str(tmp_path / "genes.gff3"), "test": str(genbank_file)},
                       baseline={"train_bases": 60, "k": 2},
                       train={"epochs": 2, "batch_size": 2, "run_dir": str(tmp_path / "run"), "verbose": 0},
                       export={"base_dir": str(tmp_path / "saved_models")})
-    records = data.records_of(data.load_split(cfg.data, "train"))
-    assert [(r.name, r.exons, r.strand) for r in records] == [(r.name, r.exons, r.strand)
-                                                               for r in data.read_genbank(genbank_file)]
     report = zoo.run(train.RECIPE, cfg).report
     assert report["metrics"]["genes"] == 2
     sequences = [r.sequence for r in records]

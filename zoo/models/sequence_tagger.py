@@ -18,13 +18,16 @@ class SequenceTagger(keras.Model):
     Tracks `TagF1` as the metric `tag_f1` (tag 0 must be the background tag: O, intergenic).
 
     Args:
-        encoder: `keras.Model` inputs → `[emissions (batch, time, K), mask (batch, time)]`.
+        encoder: `keras.Model` inputs → `[emissions (batch, time, K), mask (batch, time)]`, or with a third output
+            `step_transitions (batch, time, K, K)` that the CRF adds to its transition scores into each step (what
+            the input allows: a grammar such as dna's gene structure; CRF head only).
         head: `"crf"` or `"softmax"`.
         background_bias: float. Added to the emission score of tag 0 before decoding; a negative value trades
             precision for recall. Tune it on validation data after training (it is 0 while training).
 
     Returns (call):
-        dict with `"tags"` int32 `(batch, time)` (0 at padding), `"emissions"` and `"mask"`.
+        dict with `"tags"` int32 `(batch, time)` (0 at padding), `"emissions"`, `"mask"` and, from an encoder with
+        three outputs, `"step_transitions"`.
     """
 
     def __init__(self, encoder, head="crf", background_bias=0.0, **kwargs):
@@ -34,37 +37,42 @@ class SequenceTagger(keras.Model):
         self.encoder, self.head = encoder, head
         self.background_bias = float(background_bias)
         self.num_tags = encoder.outputs[0].shape[-1]
+        if len(encoder.outputs) == 3 and head != "crf":
+            raise ValueError("an encoder with step transition scores needs the 'crf' head")
         self.crf = CRF(self.num_tags, name="crf") if head == "crf" else None
         self.tag_f1 = TagF1()
 
     def call(self, inputs, training=None):
-        emissions, mask = self.encoder(inputs, training=training)
-        return {"tags": self.decode(emissions, mask), "emissions": emissions, "mask": mask}
+        emissions, mask, *steps = self.encoder(inputs, training=training)
+        outputs = {"emissions": emissions, "mask": mask}
+        if steps:
+            outputs["step_transitions"] = steps[0]
+        return {"tags": self.decode(emissions, mask, *steps), **outputs}
 
     def _biased(self, emissions):
         if not self.background_bias:
             return emissions
         return tf.concat([emissions[..., :1] + self.background_bias, emissions[..., 1:]], axis=-1)
 
-    def decode(self, emissions, mask):
+    def decode(self, emissions, mask, step_transitions=None):
         """Tags `(batch, time)` int32 of emission scores (0 at padding): the Viterbi path or per-step argmaxes."""
         emissions = self._biased(emissions)
         if self.crf is not None:
-            return self.crf(emissions, mask=mask)
+            return self.crf(emissions, mask=mask, step_transitions=step_transitions)
         return tf.where(mask, tf.argmax(emissions, axis=-1, output_type=tf.int32), 0)
 
-    def probabilities(self, emissions, mask):
+    def probabilities(self, emissions, mask, step_transitions=None):
         """Per-step tag probabilities `(batch, time, K)`, zeros at padding: the CRF's posterior marginals
         (forward-backward) or the softmax of the emissions."""
         emissions = self._biased(emissions)
         if self.crf is not None:
-            return self.crf.marginals(emissions, mask)
+            return self.crf.marginals(emissions, mask, step_transitions)
         return tf.nn.softmax(emissions) * tf.cast(mask, emissions.dtype)[:, :, tf.newaxis]
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         emissions, mask = y_pred["emissions"], y_pred["mask"]
         if self.crf is not None:
-            per_row = self.crf.negative_log_likelihood(emissions, y, mask)
+            per_row = self.crf.negative_log_likelihood(emissions, y, mask, y_pred.get("step_transitions"))
         else:
             per_step = keras.losses.sparse_categorical_crossentropy(y, emissions, from_logits=True)
             per_row = tf.reduce_sum(per_step * tf.cast(mask, per_step.dtype), axis=1)

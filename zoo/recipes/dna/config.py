@@ -29,15 +29,13 @@ class DataConfig(config.FileSourceConfig, files="your GenBank or GFF3 files with
 
 @dataclasses.dataclass
 class ModelConfig(config.RecurrentConfig):
-    """The DanQ-style tagger: Conv1D motif detectors, the recurrent stack, a CRF or softmax head."""
+    """The DanQ-style network under the gene-structure CRF: Conv1D motif detectors, the recurrent stack."""
 
     conv_filters: int = option(128, "motif detectors (Conv1D filters) per convolution layer", at_least=1)
     conv_kernel: int = option(19, "width in bases of every convolution", at_least=1)
     conv_layers: int = option(2, "stacked convolution layers of the motif front end", at_least=1)
     pool_size: int = option(4, "max-pool factor between the motif front end and the recurrent stack (1 = none)",
                             at_least=1)
-    head: str = option("crf", "output head: crf (Viterbi path, forward-backward probabilities) | softmax",
-                       choices=("crf", "softmax"))
 
 
 @dataclasses.dataclass
@@ -63,7 +61,7 @@ class ServingConfig(config.ServingConfig):
 
 @dataclasses.dataclass
 class DnaConfig(config.RecipeConfig):
-    """AUGUSTUS tutorial fly genes, Conv1D motifs → BiLSTM → CRF per-base labels, a k-mer baseline beside it."""
+    """AUGUSTUS tutorial fly genes, Conv1D motifs → BiLSTM → gene-structure CRF, a k-mer baseline beside it."""
 
     data: DataConfig = section(DataConfig, "data source and windows")
     model: ModelConfig = section(ModelConfig, "network", units=64, num_layers=2)

@@ -27,16 +27,14 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.data import fetch, files
+from zoo.recipes.dna import grammar
 from zoo.recipes.dna.config import DataConfig
+from zoo.recipes.dna.grammar import BASES, EXON, INTERGENIC, INTRON, LABELS, PAD_ID  # noqa: F401 (re-exported)
 
 AUGUSTUS_DEB = ("augustus-doc", "3.5.0+dfsg-2", "8427ef32b4f345dc336066215390572f242c79818bcb6a709df87b4be43fc71b")
 AUGUSTUS_RESULTS = "usr/share/doc/augustus/tutorial/results"
 AUGUSTUS_RECORDS = {"genes.gb.train": 486, "genes.gb.test": 100}
 
-LABELS = ("intergenic", "exon", "intron")
-INTERGENIC, EXON, INTRON = range(len(LABELS))
-BASES = "ACGTN"  # ids 1..5; 0 is padding
-PAD_ID = 0
 COMPLEMENT_IDS = np.array([0, 4, 3, 2, 1, 5], np.int32)  # pad, A↔T, C↔G, N
 
 
@@ -50,6 +48,8 @@ class GeneRecord:
         labels: int8 array `(len(sequence),)`, indices into `LABELS`.
         exons: sorted `(start, end)` 0-based half-open coding intervals (touching parts merged).
         strand: +1 or -1, the strand of the record's first CDS (0 without one).
+        states: int8 array `(len(sequence),)`, the gene-grammar state of every base (`grammar.STATES`: reading
+            frame, strand, stop codons), the tagger's training target.
     """
 
     name: str
@@ -57,6 +57,11 @@ class GeneRecord:
     labels: np.ndarray
     exons: list[tuple[int, int]]
     strand: int
+    states: np.ndarray
+
+    def genes(self) -> list[grammar.GeneStructure]:
+        """The annotated gene structures (from the states)."""
+        return grammar.genes_of(self.states)
 
 
 def _base_id_table() -> np.ndarray:
@@ -115,7 +120,7 @@ def labelled(name: str, sequence: str, coding: list[tuple[list[tuple[int, int]],
         strand = strand or part_strand
     for start, end in exons:  # exons win where a part overlaps another CDS's intron
         labels[start:end] = EXON
-    return GeneRecord(name, sequence, labels, _merged(exons), strand)
+    return GeneRecord(name, sequence, labels, _merged(exons), strand, grammar.gene_states(len(sequence), coding))
 
 
 def label_record(record) -> GeneRecord:
@@ -252,14 +257,20 @@ def load_records(cfg: DataConfig, split: str) -> list[GeneRecord]:
 
 def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
     """One split as examples ``{"name": string, "sequence": string over ACGTN, "labels": int32 (time,) indices
-    into LABELS, "strand": int32 +1 / -1 / 0}``, one per record (see `GeneRecord`)."""
+    into LABELS, "states": int32 (time,) indices into grammar.STATES, "strand": int32 +1 / -1 / 0}``, one per
+    record (see `GeneRecord`)."""
     records = load_records(cfg, split)
+    lengths = np.array([len(r.sequence) for r in records], np.int64)
+
+    def per_base(field):
+        values = [getattr(r, field) for r in records] + [np.zeros(0, np.int8)]
+        return tf.RaggedTensor.from_row_lengths(np.concatenate(values).astype(np.int32), lengths)
+
     return tf.data.Dataset.from_tensor_slices({
         "name": tf.constant([r.name for r in records], tf.string),
         "sequence": tf.constant([r.sequence for r in records], tf.string),
-        "labels": tf.RaggedTensor.from_row_lengths(
-            np.concatenate([r.labels for r in records] + [np.zeros(0, np.int8)]).astype(np.int32),
-            np.array([len(r.sequence) for r in records], np.int64)),
+        "labels": per_base("labels"),
+        "states": per_base("states"),
         "strand": tf.constant([r.strand for r in records], tf.int32),
     })
 
@@ -276,22 +287,24 @@ def records_of(split: tf.data.Dataset) -> list[GeneRecord]:
     for ex in split.as_numpy_iterator():
         labels = ex["labels"].astype(np.int8)
         records.append(GeneRecord(ex["name"].decode(), ex["sequence"].decode(), labels, runs_of(labels, EXON),
-                                  int(ex["strand"])))
+                                  int(ex["strand"]), ex["states"].astype(np.int8)))
     return records
 
 
 def record_dataset(records: list[GeneRecord]) -> tf.data.Dataset:
-    """(ids, labels) of every record, variable length, int32."""
+    """(ids, states) of every record, variable length, int32."""
     lengths = [len(r.sequence) for r in records]
     ids = np.concatenate([encode(r.sequence) for r in records]) if records else np.zeros(0, np.int32)
-    labels = np.concatenate([r.labels for r in records]).astype(np.int32) if records else np.zeros(0, np.int32)
+    labels = np.concatenate([r.states for r in records]).astype(np.int32) if records else np.zeros(0, np.int32)
     ragged = lambda values: tf.RaggedTensor.from_row_lengths(values, lengths)  # noqa: E731
     return tf.data.Dataset.from_tensor_slices((ragged(ids), ragged(labels)))
 
 
-def reverse_complement(ids, labels):
-    """The other strand read 5'→3': complemented bases in reverse order; per-base labels follow their base."""
-    return tf.reverse(tf.gather(COMPLEMENT_IDS, ids), [0]), tf.reverse(labels, [0])
+def reverse_complement(ids, states):
+    """The other strand read 5'→3': complemented bases in reverse order; each base's state follows it, moved to
+    the other strand (`grammar.MIRROR`)."""
+    return (tf.reverse(tf.gather(COMPLEMENT_IDS, ids), [0]),
+            tf.reverse(tf.gather(tf.constant(grammar.MIRROR, states.dtype), states), [0]))
 
 
 def tile(ids, labels, window: int, offset):

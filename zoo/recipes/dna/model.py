@@ -4,7 +4,9 @@ Forward pass, one window of base ids `(batch, window)` (0 = padding): one-hot ba
 Conv1D motif detectors (padding zeroed after each, so a padded batch computes what an unpadded one does) → max-pool
 by `pool_size` → the shared ``RecurrentStack`` (BiLSTM) for long-range context (codon phase, splice-site pairing) at
 1/`pool_size` of the base rate → repeated back to every base ⊕ the motif features (base-exact boundaries) → a
-per-base hidden layer → emission scores of intergenic / exon / intron → ``SequenceTagger``'s CRF (or softmax) head.
+per-base hidden layer → emission scores of the 19 gene-grammar states (`grammar.STATES`: reading frame, strand,
+stop codons) → ``SequenceTagger``'s CRF, whose transitions the bases gate (`grammar.GeneGrammar`: start and stop
+codons, GT/GC…AG introns, no in-frame stop), so every decoded path is a valid gene structure.
 
 Sequences of any length run as overlapping windows: each window keeps its centre, `margin` bases away from a cut,
 and the CRF decodes the stitched scores of the whole sequence at once.
@@ -20,6 +22,7 @@ from zoo import training
 from zoo.layers import PaddingMask, RecurrentStack
 from zoo.models import SequenceTagger
 from zoo.recipes.dna.config import DataConfig, DnaConfig, ModelConfig, ServingConfig
+from zoo.recipes.dna import grammar
 from zoo.recipes.dna.data import BASE_IDS, EXON, LABELS, PAD_ID
 from zoo.serving import at_most, gated, within_budget
 
@@ -107,8 +110,9 @@ class RepeatedSteps(keras.layers.Layer):
         return {**super().get_config(), "pool_size": self.pool_size}
 
 
-def build_encoder(cfg: ModelConfig, num_tags: int = len(LABELS)) -> keras.Model:
-    """Base ids `(batch, time)` → `(emissions (batch, time, num_tags), mask (batch, time))`."""
+def build_encoder(cfg: ModelConfig) -> keras.Model:
+    """Base ids `(batch, time)` → `[emissions (batch, time, K), mask (batch, time), step transitions (batch,
+    time, K, K)]` over the K gene-grammar states."""
     ids = keras.Input(shape=(None,), dtype="int32", name="bases")
     mask = PaddingMask(PAD_ID, name="base_mask")(ids)
     x = BaseOneHot(name="one_hot")(ids)
@@ -129,12 +133,12 @@ def build_encoder(cfg: ModelConfig, num_tags: int = len(LABELS)) -> keras.Model:
     x = keras.layers.Concatenate(name="base_features")([motifs, context])
     x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
     x = keras.layers.Dense(2 * cfg.units, activation="relu", name="hidden")(x)
-    emissions = keras.layers.Dense(num_tags, name="emissions")(x)
-    return keras.Model(ids, [emissions, mask], name="dna_encoder")
+    emissions = keras.layers.Dense(grammar.NUM_STATES, name="emissions")(x)
+    return keras.Model(ids, [emissions, mask, grammar.GeneGrammar(name="gene_grammar")(ids)], name="dna_encoder")
 
 
 def build_tagger(cfg: DnaConfig) -> SequenceTagger:
-    tagger = SequenceTagger(build_encoder(cfg.model), cfg.model.head, name="dna_tagger")
+    tagger = SequenceTagger(build_encoder(cfg.model), name="dna_tagger")
     tagger(tf.ones((1, 2), tf.int32))  # builds the head's weights before compile and save
     return tagger
 
@@ -156,18 +160,22 @@ def windowed_emissions(encoder: keras.Model, ids, window: int, margin: int):
     count = tf.maximum((time - margin + stride - 1) // stride, 1)
     padded = tf.pad(ids, [[0, 0], [0, (count - 1) * stride + window - time]])
     windows = tf.reshape(tf.signal.frame(padded, window, stride, axis=1), [-1, window])
-    emissions, _ = encoder(windows, training=False)
+    emissions = encoder(windows, training=False)[0]
     emissions = tf.reshape(emissions, [tf.shape(ids)[0], count, window, -1])
     centres = tf.reshape(emissions[:, :, margin:margin + stride], [tf.shape(ids)[0], count * stride, -1])
     return tf.concat([emissions[:, 0, :margin], centres], axis=1)[:batch, :time]
 
 
 def predict(tagger: SequenceTagger, ids, cfg: DataConfig):
-    """Labels `(batch, time)` int32 (-1 at padding) and probabilities `(batch, time, K)` of right-padded base ids."""
+    """Grammar states `(batch, time)` int32 (the Viterbi path; -1 at padding) and per-label probabilities `(batch,
+    time, len(LABELS))` (posterior marginals summed over each label's states) of right-padded base ids."""
     ids = tf.convert_to_tensor(ids, tf.int32)
     emissions = windowed_emissions(tagger.encoder, ids, cfg.window, cfg.margin)
     mask = tf.not_equal(ids, PAD_ID)
-    return tf.where(mask, tagger.decode(emissions, mask), -1), tagger.probabilities(emissions, mask)
+    steps = grammar.step_transitions(ids)
+    states = tf.where(mask, tagger.decode(emissions, mask, steps), -1)
+    label_of_state = tf.one_hot(grammar.LABEL_OF_STATE, len(LABELS))
+    return states, tf.einsum("btk,kl->btl", tagger.probabilities(emissions, mask, steps), label_of_state)
 
 
 def encode_bases(sequence, cfg: ServingConfig):
@@ -194,34 +202,47 @@ def encode_bases(sequence, cfg: ServingConfig):
     return ids, lengths
 
 
-def exon_intervals(labels, max_exons: int):
-    """Maximal runs of exon labels as `(start, end)` 0-based half-open, `(batch, max_exons)` each, and counts."""
-    exon = tf.pad(tf.cast(tf.equal(labels, EXON), tf.int32), [[0, 0], [1, 1]])
+def gene_structures(states, max_exons: int):
+    """The exons of a state path `(batch, time)` (-1 at padding), in the graph: dict of `(batch, max_exons)`
+    int32 tensors `exon_start`, `exon_end` (0-based half-open), `exon_strand` (+1 / -1), `exon_phase` (GFF3: bases
+    before the first whole codon in the gene's direction), `exon_gene` (0-based number of the exon's gene in its
+    sequence; a gene is a run of one strand's states) and `num_exons` `(batch,)`; as `grammar.genes_of`."""
+    labels = tf.gather(tf.constant(grammar.LABEL_OF_STATE), tf.maximum(states, 0))
+    exon = tf.pad(tf.cast(tf.equal(labels, EXON) & (states >= 0), tf.int32), [[0, 0], [1, 1]])
     change = exon[:, 1:] - exon[:, :-1]  # +1 where a run starts, -1 one past where it ends
     starts, ends = tf.where(tf.equal(change, 1)), tf.where(tf.equal(change, -1))
-    batch = tf.shape(labels, out_type=tf.int64)[0]
+    half = len(grammar.PLUS)
+    strand = tf.where(states <= 0, 0, tf.where(states <= half, 1, -1))
+    previous = tf.pad(strand, [[0, 0], [1, 0]])[:, :-1]
+    gene_number = tf.cumsum(tf.cast((strand != 0) & (strand != previous), tf.int32), axis=1) - 1
+    batch = tf.shape(states, out_type=tf.int64)[0]
 
-    def padded(positions):
-        ragged = tf.RaggedTensor.from_value_rowids(tf.cast(positions[:, 1], tf.int32), positions[:, 0], nrows=batch)
+    def padded(values):
+        ragged = tf.RaggedTensor.from_value_rowids(values, starts[:, 0], nrows=batch)
         return ragged[:, :max_exons].to_tensor(0, shape=[batch, max_exons])
 
+    exon_strand = tf.gather_nd(strand, starts)
+    first_base = tf.where(exon_strand[:, tf.newaxis] > 0, starts, tf.stack([ends[:, 0], ends[:, 1] - 1], axis=1))
+    codon_position = (tf.gather_nd(states, first_base) - 1) % half
     counts = tf.math.bincount(tf.cast(starts[:, 0], tf.int32), minlength=tf.cast(batch, tf.int32),
                               maxlength=tf.cast(batch, tf.int32))
-    return padded(starts), padded(ends), tf.minimum(counts, max_exons)
+    return {"exon_start": padded(tf.cast(starts[:, 1], tf.int32)), "exon_end": padded(tf.cast(ends[:, 1], tf.int32)),
+            "exon_strand": padded(exon_strand), "exon_phase": padded((3 - codon_position) % 3),
+            "exon_gene": padded(tf.gather_nd(gene_number, starts)), "num_exons": tf.minimum(counts, max_exons)}
 
 
 def make_serving_fn(tagger: SequenceTagger, cfg: DnaConfig):
-    """The ``serving_default`` function: base strings in; per-base labels, probabilities and exons out."""
+    """The ``serving_default`` function: base strings in; per-base labels, probabilities and gene structures out."""
     letters = tf.constant(list(ANNOTATION_LETTERS))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sequence")])
     def serve(sequence):
         ids, lengths = encode_bases(sequence, cfg.serving)
-        labels, probabilities = predict(tagger, ids, cfg.data)
-        exon_start, exon_end, num_exons = exon_intervals(labels, cfg.serving.max_exons)
+        states, probabilities = predict(tagger, ids, cfg.data)
+        labels = tf.where(states >= 0, tf.gather(tf.constant(grammar.LABEL_OF_STATE), tf.maximum(states, 0)), -1)
         annotation = tf.strings.reduce_join(
             tf.where(labels >= 0, tf.gather(letters, tf.maximum(labels, 0)), ""), axis=1)
         return {"labels": labels, "probabilities": probabilities, "lengths": lengths, "annotation": annotation,
-                "exon_start": exon_start, "exon_end": exon_end, "num_exons": num_exons}
+                **gene_structures(states, cfg.serving.max_exons)}
 
     return serve
