@@ -76,3 +76,18 @@ def test_background_bias_shifts_decoding_but_not_the_loss(head, tmp_path):
     np.testing.assert_allclose(float(model.compute_loss(y=tf.zeros_like(IDS), y_pred=biased)), loss, rtol=1e-6)
     model.save(tmp_path / "biased.keras")
     assert keras.models.load_model(tmp_path / "biased.keras").background_bias == -100.0
+
+
+def test_emission_loss_adds_the_weighted_cross_entropy_and_survives_saving(tmp_path):
+    plain = tagger(0)
+    y = np.array([[1, 2, 0, 1], [2, 2, 0, 0]], np.int32)
+    out = plain(IDS)
+    crf_loss = float(plain.compute_loss(IDS, y, out))
+    cross_entropy = keras.losses.sparse_categorical_crossentropy(y, out["emissions"], from_logits=True).numpy()
+    local = float((cross_entropy * (IDS != 0)).sum(axis=1).mean())
+    weighted = SequenceTagger(plain.encoder, emission_loss_weight=0.5, name="weighted")
+    weighted(IDS)
+    weighted.crf.set_weights(plain.crf.get_weights())
+    np.testing.assert_allclose(float(weighted.compute_loss(IDS, y, out)), crf_loss + 0.5 * local, rtol=1e-5)
+    weighted.save(tmp_path / "w.keras")
+    assert keras.models.load_model(tmp_path / "w.keras").emission_loss_weight == 0.5

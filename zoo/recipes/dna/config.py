@@ -31,11 +31,14 @@ class DataConfig(config.FileSourceConfig, files="your GenBank or GFF3 files with
 class ModelConfig(config.RecurrentConfig):
     """The DanQ-style network under the gene-structure CRF: Conv1D motif detectors, the recurrent stack."""
 
-    conv_filters: int = option(128, "motif detectors (Conv1D filters) per convolution layer", at_least=1)
+    conv_filters: int = option(64, "motif detectors (Conv1D filters) per convolution layer", at_least=1)
     conv_kernel: int = option(19, "width in bases of every convolution", at_least=1)
     conv_layers: int = option(2, "stacked convolution layers of the motif front end", at_least=1)
     pool_size: int = option(4, "max-pool factor between the motif front end and the recurrent stack (1 = none)",
                             at_least=1)
+    emission_loss_weight: float = option(1.0, "weight of the per-base cross-entropy of the emission scores added to "
+                                              "the CRF loss (keeps early training off the all-intergenic path)",
+                                         at_least=0.0)
 
 
 @dataclasses.dataclass
@@ -67,5 +70,5 @@ class DnaConfig(config.RecipeConfig):
     model: ModelConfig = section(ModelConfig, "network", units=64, num_layers=2)
     baseline: BaselineConfig = section(BaselineConfig, "k-mer logistic-regression baseline")
     serving: ServingConfig = section(ServingConfig, "bounds of the served signature")
-    train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", epochs=10,
-                                        batch_size=16, learning_rate=0.002, early_stopping_patience=4)
+    train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", epochs=16,
+                                        batch_size=32, learning_rate=0.002, early_stopping_patience=4)

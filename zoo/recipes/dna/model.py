@@ -138,7 +138,8 @@ def build_encoder(cfg: ModelConfig) -> keras.Model:
 
 
 def build_tagger(cfg: DnaConfig) -> SequenceTagger:
-    tagger = SequenceTagger(build_encoder(cfg.model), name="dna_tagger")
+    tagger = SequenceTagger(build_encoder(cfg.model), emission_loss_weight=cfg.model.emission_loss_weight,
+                            name="dna_tagger")
     tagger(tf.ones((1, 2), tf.int32))  # builds the head's weights before compile and save
     return tagger
 
