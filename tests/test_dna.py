@@ -380,3 +380,11 @@ def test_an_empty_validation_split_is_a_clear_error_before_training(genbank_file
     with pytest.raises(ValueError, match="genes.gb: no example left for the validation split"):
         zoo.run(train.RECIPE, cfg)
     assert not (tmp_path / "run" / "history.csv").exists()
+
+
+def test_kmer_ids_index_each_kmer_and_mark_n_padding_and_the_end():
+    ids = tf.constant([[1, 2, 3, 4, 5, 1, 0]])  # A C G T N A pad
+    kmers = model.KmerIds(2)(ids).numpy()[0].tolist()
+    # AC = 0*4+1, CG = 1*4+2, GT = 2*4+3, then TN, NA (N), A+pad and pad: 0; ids are index + 1.
+    assert kmers == [2, 7, 12, 0, 0, 0, 0]
+    assert model.KmerIds(1)(ids).numpy()[0].tolist() == [1, 2, 3, 4, 0, 1, 0]

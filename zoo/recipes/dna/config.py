@@ -36,6 +36,9 @@ class ModelConfig(config.RecurrentConfig):
     conv_layers: int = option(2, "stacked convolution layers of the motif front end", at_least=1)
     pool_size: int = option(4, "max-pool factor between the motif front end and the recurrent stack (1 = none)",
                             at_least=1)
+    kmer_size: int = option(6, "bases per k-mer (codon usage: 6 = two codons) whose embedding joins each base's "
+                               "one-hot input", choices=range(1, 9))
+    kmer_dim: int = option(16, "size of the k-mer embedding (0: one-hot bases only)", at_least=0)
     emission_loss_weight: float = option(1.0, "weight of the per-base cross-entropy of the emission scores added to "
                                               "the CRF loss (keeps early training off the all-intergenic path)",
                                          at_least=0.0)

@@ -1,6 +1,7 @@
 """The gene-structure network (DanQ style), window stitching, the in-graph base encoder and the serving signature.
 
-Forward pass, one window of base ids `(batch, window)` (0 = padding): one-hot bases (N = ¼ each) → `conv_layers` ×
+Forward pass, one window of base ids `(batch, window)` (0 = padding): one-hot bases (N = ¼ each) ⊕ an embedding
+of the k-mer starting at each base (codon usage) → `conv_layers` ×
 Conv1D motif detectors (padding zeroed after each, so a padded batch computes what an unpadded one does) → max-pool
 by `pool_size` → the shared ``RecurrentStack`` (BiLSTM) for long-range context (codon phase, splice-site pairing) at
 1/`pool_size` of the base rate → repeated back to every base ⊕ the motif features (base-exact boundaries) → a
@@ -40,6 +41,38 @@ class BaseOneHot(keras.layers.Layer):
 
     def compute_output_spec(self, ids):
         return keras.KerasTensor(tuple(ids.shape) + (4,), dtype="float32")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class KmerIds(keras.layers.Layer):
+    """Base ids `(batch, time)` → int32 `(batch, time)` id of the k-mer starting at each base: 1 + its index among
+    the 4^k k-mers over ACGT, or 0 when it runs past the end or holds N or padding. Codon usage, the signal a gene
+    finder's coding model reads, is a k-mer statistic; an embedding of these ids hands it to the network directly.
+
+    Args:
+        k: int. Bases per k-mer.
+    """
+
+    def __init__(self, k=6, **kwargs):
+        super().__init__(**kwargs)
+        self.k = k
+
+    def call(self, ids):
+        ids = tf.cast(ids, tf.int32)
+        padded = tf.pad(ids, [[0, 0], [0, self.k - 1]])
+        time = tf.shape(ids)[1]
+        index, valid = tf.zeros_like(ids), tf.ones_like(ids, tf.bool)
+        for offset in range(self.k):
+            base = padded[:, offset:offset + time]
+            valid = valid & (base >= 1) & (base <= 4)
+            index = index * 4 + tf.clip_by_value(base - 1, 0, 3)
+        return tf.where(valid, index + 1, 0)
+
+    def compute_output_spec(self, ids):
+        return keras.KerasTensor(ids.shape, dtype="int32")
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -116,6 +149,11 @@ def build_encoder(cfg: ModelConfig) -> keras.Model:
     ids = keras.Input(shape=(None,), dtype="int32", name="bases")
     mask = PaddingMask(PAD_ID, name="base_mask")(ids)
     x = BaseOneHot(name="one_hot")(ids)
+    if cfg.kmer_dim:
+        kmers = keras.layers.Embedding(4 ** cfg.kmer_size + 1, cfg.kmer_dim, name="kmer_embedding")(
+            KmerIds(cfg.kmer_size, name="kmer_ids")(ids))
+        kmers = ZeroPadded(name="kmer_zero_padded")(kmers, mask)  # as the one-hot: zeros beyond the end
+        x = keras.layers.Concatenate(name="base_and_kmer")([x, kmers])
     for i in range(cfg.conv_layers):
         x = keras.layers.Conv1D(cfg.conv_filters, cfg.conv_kernel, padding="same", activation="relu",
                                 name=f"motif_conv_{i}")(x)
