@@ -15,7 +15,6 @@ ours, a check of the scorer.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import subprocess
@@ -97,16 +96,12 @@ def own_evaluation(stdout: str) -> dict:
 
 
 def zoo_genes(run_dir: Path, records) -> tuple[list[list[GeneStructure]], float]:
-    import keras
-
-    from zoo.config import from_dict
+    import zoo
     from zoo.recipes.dna import grammar, train
-    from zoo.recipes.dna.config import DnaConfig
 
-    cfg = from_dict(DnaConfig, json.loads((run_dir / "config.json").read_text()))
-    tagger = keras.models.load_model(run_dir / "model.keras")
+    run = zoo.load(run_dir)
     started = time.time()
-    predictions = train.predict_records(tagger, records, cfg)
+    predictions = train.predict_records(run.model, records, run.config)
     return [grammar.genes_of(states) for states, _ in predictions], time.time() - started
 
 

@@ -141,3 +141,15 @@ def test_gene_finder_accuracy_on_a_hand_worked_example():
     assert m["exon"]["right"] == 2 and m["gene"]["right"] == 1 and m["nucleotide"]["right"] == 23
     with pytest.raises(ValueError, match="2 annotated sequences but 1 predicted"):
         gene_finder_accuracy(annotated, predicted[:1])
+
+
+def test_log_frequencies_estimate_the_transitions_of_annotated_paths():
+    states = grammar.gene_states(len(GENE), [(list(EXONS), 1)])
+    transitions, start = grammar.log_frequencies([states])
+    allowed = grammar.allowed_matrix()
+    np.testing.assert_allclose(np.where(allowed, np.exp(transitions), 0).sum(axis=1), 1.0, rtol=1e-5)
+    assert (transitions[~allowed] == 0).all() and np.exp(start).sum() == pytest.approx(1.0)
+    # Intergenic → intergenic 18 times, → +E0 once; add-one over its 3 allowed successors (also → -S2).
+    ig = state("IG")
+    assert np.exp(transitions[ig, state("+E0")]) == pytest.approx(2 / 22)
+    assert transitions[state("+E0"), state("+I1")] < transitions[state("+E0"), state("+E1")]

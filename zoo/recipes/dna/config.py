@@ -73,5 +73,5 @@ class DnaConfig(config.RecipeConfig):
     model: ModelConfig = section(ModelConfig, "network", units=64, num_layers=2)
     baseline: BaselineConfig = section(BaselineConfig, "k-mer logistic-regression baseline")
     serving: ServingConfig = section(ServingConfig, "bounds of the served signature")
-    train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", epochs=16,
+    train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", epochs=8,
                                         batch_size=32, learning_rate=0.002, early_stopping_patience=4)

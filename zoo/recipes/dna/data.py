@@ -277,8 +277,7 @@ def load_split(cfg: DataConfig, split: str) -> tf.data.Dataset:
 
 def runs_of(labels: np.ndarray, label: int) -> list[tuple[int, int]]:
     """Maximal `[start, end)` runs of ``label``."""
-    edges = np.diff(np.concatenate([[0], (labels == label).astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+    return grammar.runs(labels == label)
 
 
 def records_of(split: tf.data.Dataset) -> list[GeneRecord]:

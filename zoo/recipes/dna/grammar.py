@@ -180,6 +180,24 @@ def gene_states(length: int, coding: list[tuple[list[tuple[int, int]], int]]) ->
     return states
 
 
+def log_frequencies(paths: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """An HMM's estimate from annotated state paths: `(K, K)` log P(next state | state) over the allowed transitions
+    (add-one smoothed; 0 where the grammar forbids, as the gates mask those) and `(K,)` log P(state).
+
+    The CRF starts from these: a gene-structure change costs what its rarity says (exon → intron about -5 nats)
+    from the first step, where learning that scale from zero-initialised scores at a small learning rate would
+    take thousands of steps, and Viterbi meanwhile cuts exons into fragments."""
+    allowed = allowed_matrix()
+    counts = allowed.astype(np.float64)
+    states = np.ones(NUM_STATES)
+    for path in paths:
+        path = np.asarray(path, np.int64)
+        np.add.at(counts, (path[:-1], path[1:]), allowed[path[:-1], path[1:]])
+        states += np.bincount(path, minlength=NUM_STATES)
+    transitions = np.where(allowed, np.log(counts / counts.sum(axis=1, keepdims=True)), 0.0)
+    return transitions.astype(np.float32), np.log(states / states.sum()).astype(np.float32)
+
+
 def path_violations(ids: np.ndarray, states: np.ndarray) -> list[int]:
     """Steps `t` whose transition `states[t-1] → states[t]` the grammar forbids on these base ids."""
     ids, states = np.asarray(ids, np.int32)[np.newaxis], np.asarray(states)
@@ -220,7 +238,7 @@ def genes_of(states: np.ndarray) -> list[GeneStructure]:
         while end < len(states) and strand[end] == strand[t]:
             end += 1
         exons = []
-        for start, stop in _runs(LABEL_OF_STATE[states[t:end]] == EXON):
+        for start, stop in runs(LABEL_OF_STATE[states[t:end]] == EXON):
             first = states[t + start] if strand[t] > 0 else states[t + stop - 1]
             codon_position = (int(first) - 1) % len(PLUS)
             exons.append((t + start, t + stop, (3 - codon_position) % 3))
@@ -230,6 +248,7 @@ def genes_of(states: np.ndarray) -> list[GeneStructure]:
     return genes
 
 
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+def runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal `[start, end)` runs of True in a bool array."""
     edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))

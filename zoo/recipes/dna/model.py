@@ -22,8 +22,8 @@ import tensorflow as tf
 from zoo import training
 from zoo.layers import PaddingMask, RecurrentStack
 from zoo.models import SequenceTagger
-from zoo.recipes.dna.config import DataConfig, DnaConfig, ModelConfig, ServingConfig
 from zoo.recipes.dna import grammar
+from zoo.recipes.dna.config import DataConfig, DnaConfig, ModelConfig, ServingConfig
 from zoo.recipes.dna.data import BASE_IDS, EXON, LABELS, PAD_ID
 from zoo.serving import at_most, gated, within_budget
 

@@ -13,7 +13,7 @@ from zoo.recipes.dna import data, grammar, model
 from zoo.recipes.dna.accuracy import gene_finder_accuracy
 from zoo.recipes.dna.baseline import KmerBaseline
 from zoo.recipes.dna.config import DnaConfig
-from zoo.recipes.dna.data import EXON, LABELS, GeneRecord, runs_of
+from zoo.recipes.dna.data import EXON, LABELS, GeneRecord
 from zoo.report import table
 
 EVAL_BATCH_BASES = 200_000  # bases per prediction batch (padded), bounding memory (K x K scores per base)
@@ -118,6 +118,8 @@ class DnaRecipe(Recipe):
 
     def build(self, cfg, prepared, member):
         tagger = model.build_tagger(cfg)
+        transitions, start = grammar.log_frequencies([r.states for r in prepared.state["train_records"]])
+        tagger.crf.set_weights([transitions, start, np.zeros_like(start)])
         model.compile_tagger(tagger, cfg)
         return tagger
 
