@@ -194,7 +194,7 @@ def log_frequencies(paths: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         path = np.asarray(path, np.int64)
         np.add.at(counts, (path[:-1], path[1:]), allowed[path[:-1], path[1:]])
         states += np.bincount(path, minlength=NUM_STATES)
-    transitions = np.where(allowed, np.log(counts / counts.sum(axis=1, keepdims=True)), 0.0)
+    transitions = np.log(np.where(allowed, counts, 1.0) / counts.sum(axis=1, keepdims=True)) * allowed
     return transitions.astype(np.float32), np.log(states / states.sum()).astype(np.float32)
 
 
