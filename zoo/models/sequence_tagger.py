@@ -75,11 +75,17 @@ class SequenceTagger(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         emissions, mask = y_pred["emissions"], y_pred["mask"]
-        per_step = keras.losses.sparse_categorical_crossentropy(y, emissions, from_logits=True)
-        per_row = tf.reduce_sum(per_step * tf.cast(mask, per_step.dtype), axis=1)
-        if self.crf is not None:
-            local = self.emission_loss_weight * per_row if self.emission_loss_weight else 0.0
-            per_row = self.crf.negative_log_likelihood(emissions, y, mask, y_pred.get("step_transitions")) + local
+
+        def cross_entropy():
+            per_step = keras.losses.sparse_categorical_crossentropy(y, emissions, from_logits=True)
+            return tf.reduce_sum(per_step * tf.cast(mask, per_step.dtype), axis=1)
+
+        if self.crf is None:
+            per_row = cross_entropy()
+        else:
+            per_row = self.crf.negative_log_likelihood(emissions, y, mask, y_pred.get("step_transitions"))
+            if self.emission_loss_weight:
+                per_row += self.emission_loss_weight * cross_entropy()
         loss = tf.reduce_mean(per_row)
         return loss + tf.add_n(self.losses) if self.losses else loss
 

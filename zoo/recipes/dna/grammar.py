@@ -130,8 +130,10 @@ def step_transitions(ids):
     """float32 `(batch, time, K, K)`: 0 where the grammar and the bases allow `from → to` into step `t`, else
     `FORBIDDEN` (step 0's entry is unused: nothing transitions into the first step)."""
     rules = [rule for rule in transitions() if rule[2] is not None]
-    holds = tf.stack([signal_matches(ids, signal) if signal.required
-                      else tf.logical_not(signal_matches(ids, signal)) for _, _, signal in rules], axis=-1)
+    # A signal gates several transitions (a donor: one per phase); match each distinct one once.
+    matched = {signal: signal_matches(ids, signal) for signal in dict.fromkeys(signal for _, _, signal in rules)}
+    holds = tf.stack([matched[signal] if signal.required else tf.logical_not(matched[signal])
+                      for _, _, signal in rules], axis=-1)
     placement = np.zeros((len(rules), NUM_STATES * NUM_STATES), np.float32)
     for row, (a, b, _) in enumerate(rules):
         placement[row, a * NUM_STATES + b] = 1.0
