@@ -87,6 +87,34 @@ def test_per_step_transitions_match_brute_force(k):
         np.testing.assert_allclose(marginals[i, :n], expected, atol=1e-5)
 
 
+def _runs_long_enough(path, min_durations):
+    """Every run of a tag that touches neither end of the path lasts at least that tag's minimum."""
+    runs = [(tag, len(list(group))) for tag, group in itertools.groupby(path)]
+    return all(length >= min_durations[tag] for tag, length in runs[1:-1])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_viterbi_with_min_durations_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    k, time, min_durations = 3, 7, (1, 3, 2)
+    emissions = rng.normal(size=(4, time, k)).astype(np.float32) * 2
+    lengths = np.array([7, 5, 2, 1])
+    mask = np.arange(time)[None, :] < lengths[:, None]
+    steps = np.where(rng.random((4, time, k, k)) < 0.2, -1e9, rng.normal(size=(4, time, k, k))).astype(np.float32)
+    params = _params(seed=seed + 10, k=k)
+    decoded, best = (t.numpy() for t in crf_viterbi_decode(emissions, mask, *params, steps, min_durations))
+    for i, n in enumerate(lengths):
+        paths = [p for p in itertools.product(range(k), repeat=int(n)) if _runs_long_enough(p, min_durations)]
+        scores = [_path_score(emissions[i, :n], p, *params) + sum(steps[i, t, p[t - 1], p[t]] for t in range(1, n))
+                  for p in paths]
+        assert decoded[i, :n].tolist() == list(paths[int(np.argmax(scores))])
+        assert (decoded[i, n:] == 0).all()
+        np.testing.assert_allclose(best[i], max(scores), rtol=1e-5)
+    # All minimums 1 is plain Viterbi.
+    plain = crf_viterbi_decode(emissions, mask, *params, steps)[0].numpy()
+    np.testing.assert_array_equal(crf_viterbi_decode(emissions, mask, *params, steps, (1,) * k)[0].numpy(), plain)
+
+
 def test_log_partition_of_long_rows_matches_the_sequential_forward_algorithm():
     rng = np.random.default_rng(5)
     emissions = rng.normal(size=(4, 777, NUM_TAGS)).astype(np.float32) * 3
@@ -151,8 +179,9 @@ def test_padding_content_and_extra_padding_change_nothing(batch):
     np.testing.assert_allclose(crf.negative_log_likelihood(padded, padded_tags, padded_mask).numpy(), nll, rtol=1e-6)
 
 
-def test_empty_rows_and_empty_batches():
-    crf = CRF(NUM_TAGS, transitions_initializer="random_normal")
+@pytest.mark.parametrize("min_durations", [None, (2, 1, 3)])
+def test_empty_rows_and_empty_batches(min_durations):
+    crf = CRF(NUM_TAGS, transitions_initializer="random_normal", min_durations=min_durations)
     emissions = np.random.default_rng(3).normal(size=(2, 3, NUM_TAGS)).astype(np.float32)
     mask = np.array([[True, True, False], [False, False, False]])
     tags = crf(emissions, mask=mask).numpy()
@@ -162,8 +191,9 @@ def test_empty_rows_and_empty_batches():
     assert crf(np.zeros((0, 4, NUM_TAGS), np.float32)).shape == (0, 4)
 
 
-def test_short_and_empty_inputs_in_a_graph_with_unknown_shapes():
-    crf = CRF(NUM_TAGS, transitions_initializer="random_normal")
+@pytest.mark.parametrize("min_durations", [None, (2, 1, 3)])
+def test_short_and_empty_inputs_in_a_graph_with_unknown_shapes(min_durations):
+    crf = CRF(NUM_TAGS, transitions_initializer="random_normal", min_durations=min_durations)
     decode = tf.function(lambda e: crf(e), input_signature=[tf.TensorSpec([None, None, NUM_TAGS], tf.float32)])
     nll = tf.function(lambda e, t: crf.negative_log_likelihood(e, t), input_signature=[
         tf.TensorSpec([None, None, NUM_TAGS], tf.float32), tf.TensorSpec([None, None], tf.int32)])
@@ -190,7 +220,8 @@ def test_training_learns_transitions_by_gradient():
 
 
 def test_config_round_trip_and_keras_save(tmp_path):
-    crf = CRF(4, transitions_initializer="random_normal", transitions_regularizer="l2", name="crf")
+    crf = CRF(4, transitions_initializer="random_normal", transitions_regularizer="l2", min_durations=(1, 2, 1, 3),
+              name="crf")
     clone = CRF.from_config(crf.get_config())
     assert clone.get_config() == crf.get_config()
     inputs = keras.Input((None, 4))
@@ -207,10 +238,13 @@ def test_rejects_bad_arguments():
         CRF(0)
     with pytest.raises(ValueError, match="3 scores per step"):
         CRF(3).build((None, None, 5))
+    with pytest.raises(ValueError, match="min_durations must be 3 integers >= 1"):
+        CRF(3, min_durations=(1, 0, 2))
 
 
-def test_decode_is_exportable(tmp_path):
-    crf = CRF(NUM_TAGS, transitions_initializer="random_normal")
+@pytest.mark.parametrize("min_durations", [None, (2, 1, 3)])
+def test_decode_is_exportable(tmp_path, min_durations):
+    crf = CRF(NUM_TAGS, transitions_initializer="random_normal", min_durations=min_durations)
     fn = tf.function(lambda e, m: crf(e, mask=m), input_signature=[
         tf.TensorSpec([None, None, NUM_TAGS], tf.float32), tf.TensorSpec([None, None], tf.bool)])
     module = tf.Module()

@@ -145,8 +145,15 @@ def crf_marginals(emissions, mask, transitions, start_transitions, end_transitio
     return (posterior * tf.cast(mask, posterior.dtype)[:, :, tf.newaxis])[:, :time]
 
 
-def crf_viterbi_decode(emissions, mask, transitions, start_transitions, end_transitions, step_transitions=None):
-    """Highest-scoring tag path `(batch, time)` int32 (0 at padded steps) and its score `(batch,)`."""
+def crf_viterbi_decode(emissions, mask, transitions, start_transitions, end_transitions, step_transitions=None,
+                       min_durations=None):
+    """Highest-scoring tag path `(batch, time)` int32 (0 at padded steps) and its score `(batch,)`.
+
+    `min_durations` (K ints, optional): the path may only stay in tag `k` for runs of at least `min_durations[k]`
+    steps, except the runs that touch either end of the sequence (which may be cut there)."""
+    if min_durations is not None and max(min_durations) > 1:
+        return _viterbi_with_durations(emissions, mask, transitions, start_transitions, end_transitions,
+                                       step_transitions, min_durations)
     time = tf.shape(emissions)[1]
     emissions, mask = _prepare(emissions, mask)
     step_transitions = _prepare_steps(step_transitions, emissions)
@@ -182,6 +189,73 @@ def crf_viterbi_decode(emissions, mask, transitions, start_transitions, end_tran
     return tags, tf.where(any_valid, score, tf.zeros_like(score))
 
 
+_IMPOSSIBLE = -1e30  # the score of an unreachable (tag, run position)
+
+
+def _viterbi_with_durations(emissions, mask, transitions, start_transitions, end_transitions, step_transitions,
+                            min_durations):
+    """`crf_viterbi_decode` over runs of at least `min_durations[k]` steps in tag `k`: tag `k` is a chain of
+    `min_durations[k]` positions (the last one loops), entered at position 0 from another tag's last position.
+    The work per step is K x K (as plain Viterbi) plus K x max(min_durations) for the chains."""
+    time = tf.shape(emissions)[1]
+    emissions, mask = _prepare(emissions, mask)
+    step_transitions = _prepare_steps(step_transitions, emissions)
+    extra, step_scores = _step_inputs(transitions, step_transitions)
+    num_tags, longest = len(min_durations), max(min_durations)
+    last_position = tf.constant([d - 1 for d in min_durations], tf.int32)
+    positions = tf.range(longest)
+    exists = positions[tf.newaxis, :] <= last_position[:, tf.newaxis]  # (K, D)
+    is_last = positions[tf.newaxis, :] == last_position[:, tf.newaxis]
+    impossible = tf.constant(_IMPOSSIBLE, emissions.dtype)
+    # A run that starts with the sequence may be cut: it starts at position 0 or already at the last one.
+    first = (start_transitions[tf.newaxis, :] + emissions[:, 0])[:, :, tf.newaxis]
+    chain0 = tf.where((positions[tf.newaxis, tf.newaxis, :] == 0) | is_last[tf.newaxis], first, impossible)
+    chain0 = tf.where(exists[tf.newaxis], chain0, impossible)
+    others_only = tf.where(tf.eye(num_tags, dtype=tf.bool), impossible, tf.zeros([], emissions.dtype))
+    identity = tf.broadcast_to(tf.range(num_tags)[tf.newaxis, :], tf.shape(first)[:2])
+    stays = tf.ones_like(identity, tf.bool)
+
+    def forward(carry, inputs):
+        chain = carry[0]
+        emission, valid = inputs[:2]
+        scores = step_scores(inputs[2:])  # (b, K, K): from tag i (its last position) into tag j
+        loop = tf.linalg.diag_part(scores)[:, :, tf.newaxis]  # staying in tag j
+        finished = tf.reduce_max(tf.where(is_last[tf.newaxis], chain, impossible), axis=2)
+        entering = finished[:, :, tf.newaxis] + scores + others_only
+        entry_from = tf.argmax(entering, axis=1, output_type=tf.int32)
+        advanced = tf.pad(chain[:, :, :-1], [[0, 0], [0, 0], [1, 0]], constant_values=_IMPOSSIBLE) + loop
+        nxt = tf.where(positions == 0, tf.reduce_max(entering, axis=1)[:, :, tf.newaxis], advanced)
+        looped = is_last[tf.newaxis] & (chain + loop > nxt)
+        nxt = tf.where(looped, chain + loop, nxt) + emission[:, :, tf.newaxis]
+        nxt = tf.where(exists[tf.newaxis], nxt, impossible)
+        valid = valid[:, tf.newaxis]
+        # Padded steps keep the chains and point every (tag, position) back to itself.
+        return (tf.where(valid[:, :, tf.newaxis], nxt, chain), tf.where(valid, entry_from, identity),
+                tf.where(valid, tf.reduce_any(looped, axis=2), stays))
+
+    chains, entries, loops = tf.scan(forward, (_time_major(emissions)[1:], _time_major(mask)[1:], *extra),
+                                     initializer=(chain0, identity, stays))
+    final = tf.concat([chain0[tf.newaxis], chains], axis=0)[-1] + end_transitions[tf.newaxis, :, tf.newaxis]
+    best = tf.argmax(tf.reshape(final, [tf.shape(final)[0], -1]), axis=1, output_type=tf.int32)
+    last = (best // longest, best % longest)
+
+    def backward(carry, inputs):
+        tag, position = carry
+        entry_from, looped, valid = inputs
+        looped = tf.gather(looped, tag, axis=1, batch_dims=1) & tf.equal(position, tf.gather(last_position, tag))
+        entered = tf.equal(position, 0) & ~looped
+        before = tf.where(entered, tf.gather(entry_from, tag, axis=1, batch_dims=1), tag)
+        before_position = tf.where(looped, position,
+                                   tf.where(entered, tf.gather(last_position, before), position - 1))
+        return tf.where(valid, before, tag), tf.where(valid, before_position, position)
+
+    earlier, _ = tf.scan(backward, (entries, loops, _time_major(mask)[1:]), initializer=last, reverse=True)
+    tags = tf.concat([_time_major(earlier), last[0][:, tf.newaxis]], axis=1)
+    tags = tf.where(mask, tags, tf.zeros_like(tags))[:, :time]
+    score = tf.reduce_max(final, axis=[1, 2])
+    return tags, tf.where(tf.reduce_any(mask, axis=1), score, tf.zeros_like(score))
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class CRF(keras.layers.Layer):
     """Linear-chain CRF over per-step tag scores: Viterbi decoding in `call`, negative log-likelihood for training.
@@ -197,6 +271,9 @@ class CRF(keras.layers.Layer):
         transitions_initializer: initializer of the `(K, K)` transition scores (`[i, j]`: tag `i` then tag `j`)
             and of the `(K,)` start and end scores.
         transitions_regularizer: optional regularizer of the transition scores.
+        min_durations: optional K ints: decoding keeps the path in tag `k` for runs of at least
+            `min_durations[k]` steps (runs at either end of the sequence are exempt), e.g. no intron shorter than
+            biology allows. A decoding constraint only: the likelihood and the marginals are those of the CRF.
 
     Call args:
         inputs: float tensor `(batch, time, K)`, the emission scores (unnormalised, e.g. a Dense layer's logits).
@@ -208,11 +285,17 @@ class CRF(keras.layers.Layer):
         int32 tensor `(batch, time)`: the Viterbi tag path, 0 at padded steps.
     """
 
-    def __init__(self, num_tags, transitions_initializer="zeros", transitions_regularizer=None, **kwargs):
+    def __init__(self, num_tags, transitions_initializer="zeros", transitions_regularizer=None, min_durations=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if int(num_tags) < 1:
             raise ValueError(f"num_tags must be >= 1, got {num_tags}")
         self.num_tags = int(num_tags)
+        if min_durations is not None:
+            min_durations = tuple(int(d) for d in min_durations)
+            if len(min_durations) != self.num_tags or min(min_durations) < 1:
+                raise ValueError(f"min_durations must be {self.num_tags} integers >= 1, got {min_durations}")
+        self.min_durations = min_durations
         self.transitions_initializer = keras.initializers.get(transitions_initializer)
         self.transitions_regularizer = keras.regularizers.get(transitions_regularizer)
         self.supports_masking = True
@@ -233,7 +316,8 @@ class CRF(keras.layers.Layer):
         return [tf.cast(w, dtype) for w in (self.transitions, self.start_transitions, self.end_transitions)]
 
     def call(self, inputs, mask=None, step_transitions=None):
-        return crf_viterbi_decode(inputs, mask, *self._parameters(inputs.dtype), step_transitions)[0]
+        return crf_viterbi_decode(inputs, mask, *self._parameters(inputs.dtype), step_transitions,
+                                  self.min_durations)[0]
 
     def log_partition(self, emissions, mask=None, step_transitions=None):
         """log Z `(batch,)`."""
@@ -267,4 +351,5 @@ class CRF(keras.layers.Layer):
             "num_tags": self.num_tags,
             "transitions_initializer": keras.initializers.serialize(self.transitions_initializer),
             "transitions_regularizer": keras.regularizers.serialize(self.transitions_regularizer),
+            "min_durations": self.min_durations,
         }

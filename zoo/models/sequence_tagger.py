@@ -27,13 +27,15 @@ class SequenceTagger(keras.Model):
         emission_loss_weight: float. With the CRF head, adds this weight times the per-step softmax cross-entropy
             of the emissions to the loss: a dense, local gradient for every step, which keeps a CRF over many
             gated states (dna's gene grammar) from settling on the background tag early in training.
+        min_durations: optional K ints, the CRF head's shortest decoded run of each tag (see `CRF`).
 
     Returns (call):
         dict with `"tags"` int32 `(batch, time)` (0 at padding), `"emissions"`, `"mask"` and, from an encoder with
         three outputs, `"step_transitions"`.
     """
 
-    def __init__(self, encoder, head="crf", background_bias=0.0, emission_loss_weight=0.0, **kwargs):
+    def __init__(self, encoder, head="crf", background_bias=0.0, emission_loss_weight=0.0, min_durations=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if head not in ("crf", "softmax"):
             raise ValueError(f"head must be 'crf' or 'softmax', got {head!r}")
@@ -43,7 +45,9 @@ class SequenceTagger(keras.Model):
         self.num_tags = encoder.outputs[0].shape[-1]
         if len(encoder.outputs) == 3 and head != "crf":
             raise ValueError("an encoder with step transition scores needs the 'crf' head")
-        self.crf = CRF(self.num_tags, name="crf") if head == "crf" else None
+        if min_durations is not None and head != "crf":
+            raise ValueError("min_durations needs the 'crf' head")
+        self.crf = CRF(self.num_tags, min_durations=min_durations, name="crf") if head == "crf" else None
         self.tag_f1 = TagF1()
 
     def call(self, inputs, training=None):
@@ -95,7 +99,8 @@ class SequenceTagger(keras.Model):
 
     def get_config(self):
         return {"name": self.name, "encoder": keras.saving.serialize_keras_object(self.encoder), "head": self.head,
-                "background_bias": self.background_bias, "emission_loss_weight": self.emission_loss_weight}
+                "background_bias": self.background_bias, "emission_loss_weight": self.emission_loss_weight,
+                "min_durations": self.crf.min_durations if self.crf is not None else None}
 
     @classmethod
     def from_config(cls, config):
@@ -115,7 +120,8 @@ def average_taggers(taggers: list[SequenceTagger], name: str = "tagger_ensemble"
     outputs = [t.encoder(inputs) for t in taggers]
     emissions = keras.layers.Average(name="mean_emissions")([emissions for emissions, _ in outputs])
     encoder = keras.Model(inputs, [emissions, outputs[0][1]], name=f"{name}_encoder")
-    ensemble = SequenceTagger(encoder, taggers[0].head, name=name)
+    ensemble = SequenceTagger(encoder, taggers[0].head, name=name,
+                              min_durations=taggers[0].crf.min_durations if taggers[0].crf is not None else None)
     ensemble(tf.fill([1, 2], "") if spec.dtype == "string" else tf.zeros([1, 2], spec.dtype))  # builds, for saving
     if ensemble.crf is not None:
         ensemble.crf.set_weights([sum(w) / len(taggers) for w in zip(*(t.crf.get_weights() for t in taggers))])

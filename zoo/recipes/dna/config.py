@@ -42,6 +42,8 @@ class ModelConfig(config.RecurrentConfig):
     emission_loss_weight: float = option(1.0, "weight of the per-base cross-entropy of the emission scores added to "
                                               "the CRF loss (keeps early training off the all-intergenic path)",
                                          at_least=0.0)
+    min_intron_length: int = option(0, "shortest intron the decoder allows, in bases (0: the shortest intron of the "
+                                       "training annotation; 1: no limit)", at_least=0)
 
 
 @dataclasses.dataclass

@@ -37,6 +37,7 @@ IG = 0
 NUM_STATES = len(STATES)
 MIRROR = np.array([0] + [1 + len(PLUS) + i for i in range(len(PLUS))] + [1 + i for i in range(len(PLUS))])
 LABEL_OF_STATE = np.array([INTERGENIC] + 2 * ([EXON] * 3 + [INTRON] * 3 + [INTERGENIC] * 3), np.int32)
+INTRON_STATES = tuple(np.flatnonzero(LABEL_OF_STATE == INTRON).tolist())
 FORBIDDEN = -1e9  # finite, so that no inf - inf reaches a gradient; far below any path's score
 
 BASE_CODES = {base: BASES.index(base) + 1 for base in "ACGT"}  # 0 (padding) and N are unknown
@@ -198,6 +199,20 @@ def log_frequencies(paths: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         states += np.bincount(path, minlength=NUM_STATES)
     transitions = np.log(np.where(allowed, counts, 1.0) / counts.sum(axis=1, keepdims=True)) * allowed
     return transitions.astype(np.float32), np.log(states / states.sum()).astype(np.float32)
+
+
+def shortest_intron(paths: list[np.ndarray]) -> int:
+    """The shortest annotated intron (a run of one intron state inside a path, not cut by its ends) of the state
+    paths; 1 when they hold none."""
+    lengths = [end - start for path in paths for state in INTRON_STATES
+               for start, end in runs(np.asarray(path) == state) if start > 0 and end < len(path)]
+    return min(lengths, default=1)
+
+
+def min_durations(min_intron: int) -> tuple[int, ...]:
+    """The decoder's shortest run of each state (`CRF(min_durations=...)`): `min_intron` bases for the intron
+    states, 1 for the others (exon and stop states advance every base by construction)."""
+    return tuple(min_intron if s in INTRON_STATES else 1 for s in range(NUM_STATES))
 
 
 def path_violations(ids: np.ndarray, states: np.ndarray) -> list[int]:

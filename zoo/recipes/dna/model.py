@@ -175,9 +175,10 @@ def build_encoder(cfg: ModelConfig) -> keras.Model:
     return keras.Model(ids, [emissions, mask, grammar.GeneGrammar(name="gene_grammar")(ids)], name="dna_encoder")
 
 
-def build_tagger(cfg: DnaConfig) -> SequenceTagger:
+def build_tagger(cfg: DnaConfig, min_intron: int = 1) -> SequenceTagger:
+    """The network under the gene-grammar CRF, whose Viterbi path has no intron shorter than `min_intron` bases."""
     tagger = SequenceTagger(build_encoder(cfg.model), emission_loss_weight=cfg.model.emission_loss_weight,
-                            name="dna_tagger")
+                            min_durations=grammar.min_durations(min_intron), name="dna_tagger")
     tagger(tf.ones((1, 2), tf.int32))  # builds the head's weights before compile and save
     return tagger
 

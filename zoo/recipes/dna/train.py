@@ -110,14 +110,16 @@ class DnaRecipe(Recipe):
         val_records, _ = grammatical(data.records_of(splits["validation"]))
         train_ds = data.training_windows(train_records, cfg.data, cfg.train.batch_size, True, cfg.train.seed)
         val_ds = data.training_windows(val_records, cfg.data, cfg.train.batch_size, False, cfg.train.seed)
+        min_intron = cfg.model.min_intron_length or grammar.shortest_intron([r.states for r in train_records])
         return Prepared(train_ds, val_ds, facts={"training_genes": len(train_records),
                                                  "training_bases": sum(len(r.sequence) for r in train_records),
                                                  "validation_genes": len(val_records),
-                                                 "training_genes_off_grammar": dropped},
-                        state={"train_records": train_records})
+                                                 "training_genes_off_grammar": dropped,
+                                                 "min_intron_length": min_intron},
+                        state={"train_records": train_records, "min_intron": min_intron})
 
     def build(self, cfg, prepared, member):
-        tagger = model.build_tagger(cfg)
+        tagger = model.build_tagger(cfg, prepared.state["min_intron"])
         transitions, start = grammar.log_frequencies([r.states for r in prepared.state["train_records"]])
         tagger.crf.set_weights([transitions, start, np.zeros_like(start)])
         model.compile_tagger(tagger, cfg)
