@@ -117,6 +117,34 @@ def test_a_hand_made_two_exon_gene_is_decoded_exactly_on_either_strand():
         assert served["exon_gene"].numpy()[row].tolist()[:2] == [0, 0]
 
 
+def test_the_decoder_keeps_introns_at_least_as_long_as_the_shortest_training_intron():
+    states = grammar.gene_states(len(GENE), [(list(EXONS), 1)])
+    intron = EXONS[1][0] - EXONS[0][1]
+    assert grammar.shortest_intron([states, np.zeros(9, np.int8)]) == intron
+    assert grammar.shortest_intron([np.zeros(9, np.int8)]) == 1
+    ids = data.encode(GENE)[np.newaxis]
+    emissions = np.eye(K, dtype=np.float32)[states[np.newaxis]] * 2.0
+    zeros = [np.zeros(s, np.float32) for s in ((K, K), (K,), (K,))]
+    steps = grammar.step_transitions(ids)
+    exact = crf_viterbi_decode(emissions, None, *zeros, steps, grammar.min_durations(intron))[0].numpy()
+    np.testing.assert_array_equal(exact[0], states)
+    # One base more than the gene's intron: the decoder must find another path that the grammar allows.
+    longer = crf_viterbi_decode(emissions, None, *zeros, steps, grammar.min_durations(intron + 1))[0].numpy()[0]
+    assert grammar.path_violations(ids[0], longer) == []
+    assert all(end - start > intron for s in grammar.INTRON_STATES for start, end in grammar.runs(longer == s))
+    # Random emissions over random bases: still grammatical, no short intron inside a sequence.
+    rng = np.random.default_rng(1)
+    ids = np.stack([data.encode(_random_sequence(rng, 300)) for _ in range(4)])
+    emissions = rng.normal(size=(4, 300, K)).astype(np.float32) * 4
+    decoded = crf_viterbi_decode(emissions, None, *zeros, grammar.step_transitions(ids), grammar.min_durations(25))
+    inner = []
+    for row_ids, path in zip(ids, decoded[0].numpy()):
+        assert grammar.path_violations(row_ids, path) == []
+        inner += [end - start for s in grammar.INTRON_STATES for start, end in grammar.runs(path == s)
+                  if 0 < start and end < len(path)]
+    assert len(inner) > 5 and min(inner) >= 25  # (with no limit, these paths hold 1-base introns)
+
+
 def test_served_structures_number_genes_and_skip_padding():
     plus = grammar.gene_states(len(GENE), [(list(EXONS), 1)])
     two = np.concatenate([plus, grammar.MIRROR[plus[::-1]], [-1] * 5]).astype(np.int32)
