@@ -349,6 +349,21 @@ def test_records_off_the_grammar_are_left_out_of_training(genbank_file, tmp_path
         train.grammatical(data.read_genbank(genbank_file))
 
 
+def test_a_cds_that_ends_with_its_stop_codon_reads_like_one_without(tmp_path):
+    (tmp_path / "without.gff3").write_text(GRAMMATICAL_GFF3)
+    with_stops = GRAMMATICAL_GFF3.replace("\t32\t39\t", "\t32\t42\t").replace("\t14\t21\t", "\t11\t21\t")
+    (tmp_path / "with.gff3").write_text(with_stops)
+    expected, got = (data.read_records(tmp_path / name) for name in ("without.gff3", "with.gff3"))
+    for a, b in zip(expected, got):
+        assert a.exons == b.exons and a.labels.tolist() == b.labels.tolist() and a.states.tolist() == b.states.tolist()
+    assert data.without_stop_codon("ATGAAATAGCCC", [(0, 9)], 1) == [(0, 6)]
+    assert data.without_stop_codon("GGGCTATTTCAT", [(3, 12)], -1) == [(6, 12)]
+    # A stop codon split by an intron; CDS parts that end in a sense codon or in part of a codon stay as they are.
+    assert data.without_stop_codon("ATGAAAT" "GTTTAG" "AACCC", [(13, 15), (0, 7)], 1) == [(0, 6)]
+    assert data.without_stop_codon("ATGAAACCC", [(0, 9)], 1) == [(0, 9)]
+    assert data.without_stop_codon("ATGAAATAAC", [(0, 10)], 1) == [(0, 10)]
+
+
 def test_trained_on_user_gff3_and_genbank_files_and_served_without_zoo(genbank_file, tmp_path):
     (tmp_path / "train.gff3").write_text(GFF3)
     (tmp_path / "train.fa").write_text(FASTA)

@@ -108,12 +108,29 @@ def clean_sequence(name: str, sequence: str) -> str:
     return sequence.translate({ord(c): "N" for c in IUPAC_AMBIGUOUS})
 
 
+def without_stop_codon(sequence: str, parts: list[tuple[int, int]], strand: int) -> list[tuple[int, int]]:
+    """The sorted parts of one CDS without its stop codon. Annotations differ: GenBank and most GFF3 files (NCBI,
+    Ensembl, JGI) end the CDS with the stop codon, AUGUSTUS's files leave it out, and the gene grammar reads it as
+    the 3 bases after the CDS. A CDS that is whole codons and ends in TAA, TAG or TGA (read in its direction) loses
+    those 3 bases; any other CDS is kept as it is (a stop inside a reading frame cannot be its last sense codon)."""
+    parts = sorted(parts)
+    coding = "".join(sequence[start:end] for start, end in parts)
+    if strand < 0:
+        coding = coding[::-1].translate(str.maketrans("ACGTN", "TGCAN"))
+    if len(coding) < 6 or len(coding) % 3 or coding[-3:] not in grammar.STOPS:
+        return parts
+    bases = np.concatenate([np.arange(start, end) for start, end in parts])
+    bases = bases[3:] if strand < 0 else bases[:-3]  # the 3' end: the last bases on plus, the first on minus
+    return [(int(run[0]), int(run[-1]) + 1) for run in np.split(bases, np.flatnonzero(np.diff(bases) > 1) + 1)]
+
+
 def labelled(name: str, sequence: str, coding: list[tuple[list[tuple[int, int]], int]]) -> GeneRecord:
-    """A `GeneRecord` from its coding sequences: each ``(parts, strand)``, 0-based half-open parts of one CDS."""
+    """A `GeneRecord` from its coding sequences: each ``(parts, strand)``, 0-based half-open parts of one CDS
+    (with or without its stop codon: `without_stop_codon`)."""
     labels = np.full(len(sequence), INTERGENIC, np.int8)
     exons, strand = [], 0
+    coding = [(without_stop_codon(sequence, parts, part_strand), part_strand) for parts, part_strand in coding]
     for parts, part_strand in coding:
-        parts = sorted(parts)
         for (_, end), (start, _) in zip(parts[:-1], parts[1:]):
             labels[end:start] = INTRON
         exons.extend(parts)
