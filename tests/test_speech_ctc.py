@@ -309,6 +309,7 @@ def test_trained_on_user_files_and_served_without_zoo(tmp_path):
                       train={"epochs": 1, "batch_size": 4})
     report = zoo.run(train.RECIPE, cfg).report
     assert report["metrics"]["test_real"]["examples"] == 4
+    assert report["data"]["training_clips_per_pass"] == 2 * len(FRENCH)  # real clips only: each once a pass
     alphabet = data.alphabet_of(cfg.data)
     assert {"ç", "é", "à", "è"} <= set(alphabet)
     acoustic = keras.models.load_model(report["model"])

@@ -80,7 +80,8 @@ def make_datasets(cfg: SpeechConfig, splits: dict[str, tf.data.Dataset]):
     weights = list(counts[counts > 0] / counts.sum())
     stream = tf.data.Dataset.sample_from_datasets(streams, weights, seed=cfg.train.seed,
                                                   rerandomize_each_iteration=True)
-    per_pass = int(counts.sum())
+    # The repeats weigh real clips against synthetic ones; with real clips only (user files) a pass reads each once.
+    per_pass = int(counts.sum()) if counts[0] else num_real
     steps = cfg.train.steps_per_epoch or -(-per_pass // cfg.train.batch_size)
     boundaries = bucket_boundaries(lengths, cfg.data.num_buckets)
     length_fn = lambda x, y: x["lengths"]  # noqa: E731
