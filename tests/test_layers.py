@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.layers import AppendToSteps, MaskedPooling, PaddingMask, RecurrentStack, SequenceInput, guard_fully_masked_rows
+from zoo.layers import AppendToSteps, BagLinear, MaskedPooling, PaddingMask, RecurrentStack, SequenceInput, guard_fully_masked_rows
 
 RNG = np.random.default_rng(0)
 
@@ -56,6 +56,7 @@ def test_append_to_steps_repeats_the_vector_on_every_step_and_keeps_the_mask():
     RecurrentStack("gru", 4, num_layers=2, bidirectional=True, merge_mode="sum", dropout=0.2, residual=True),
     MaskedPooling(["last", "max"]),
     PaddingMask(""),
+    BagLinear(7, padding_id=1),
 ])
 def test_config_round_trip(layer):
     clone = layer.__class__.from_config(layer.get_config())
@@ -167,3 +168,22 @@ def test_batch_of_only_empty_sequences(return_sequences):
 def test_masked_pooling_of_a_batch_without_steps():
     out = MaskedPooling(["last", "mean", "max"])(tf.zeros((2, 0, 3)), mask=tf.zeros((2, 0), tf.bool))
     np.testing.assert_array_equal(out, np.zeros((2, 9)))
+
+
+def test_bag_linear_scores_each_distinct_id_once_in_any_order_and_never_padding():
+    layer = BagLinear(6)
+    layer.build((None, None))
+    kernel = RNG.normal(size=6).astype(np.float32)
+    layer.set_weights([kernel, np.float32(0.5)])
+    ids = np.array([[3, 1, 3, 0, 0], [5, 5, 5, 5, 2], [0, 0, 0, 0, 0]])
+    out = layer(ids).numpy()
+    expected = [0.5 + sum(kernel[i] for i in set(row) - {0}) for row in ids]
+    np.testing.assert_allclose(out[:, 0], expected, rtol=1e-6)
+    np.testing.assert_allclose(layer(ids[:, ::-1]).numpy(), out, rtol=1e-6)  # order does not matter
+    np.testing.assert_allclose(layer(np.pad(ids, [[0, 0], [0, 3]])).numpy(), out, rtol=1e-6)  # nor extra padding
+    np.testing.assert_allclose(layer(np.zeros((2, 0), np.int64)).numpy(), [[0.5], [0.5]])
+
+
+def test_bag_linear_rejects_an_empty_vocabulary():
+    with pytest.raises(ValueError, match="input_dim"):
+        BagLinear(0)

@@ -2,6 +2,7 @@
 
 from zoo.layers.append_to_steps import AppendToSteps
 from zoo.layers.attention import Attention
+from zoo.layers.bag_linear import BagLinear
 from zoo.layers.crf import CRF
 from zoo.layers.ctc import CTC
 from zoo.layers.masked_pooling import MaskedPooling
@@ -10,5 +11,5 @@ from zoo.layers.recurrent_stack import RecurrentStack, guard_fully_masked_rows
 from zoo.layers.sequence_input import SequenceInput
 from zoo.layers.time_folded import TimeFolded
 
-__all__ = ["AppendToSteps", "Attention", "CRF", "CTC", "MaskedPooling", "PaddingMask", "RecurrentStack",
+__all__ = ["AppendToSteps", "Attention", "BagLinear", "CRF", "CTC", "MaskedPooling", "PaddingMask", "RecurrentStack",
            "SequenceInput", "TimeFolded", "guard_fully_masked_rows"]
