@@ -13,7 +13,7 @@ import zoo
 from zoo import config, export
 from zoo.recipes.sentiment import data, model, peers
 from zoo.recipes.sentiment.config import SentimentConfig
-from zoo.recipes.sentiment.train import RECIPE
+from zoo.recipes.sentiment.train import RECIPE, ngram_features
 
 from tests.helpers import predict_after_import_zoo, serve_without_zoo
 
@@ -23,6 +23,7 @@ TINY = dict(
     serving={"max_batch_size": 64},
     train={"epochs": 2, "batch_size": 32, "max_train_examples": 600, "max_eval_examples": 300, "verbose": 0},
     peers={"c_grid": [0.3, 3.0]},
+    wide={"c_grid": [0.1, 1.0]},
 )
 
 
@@ -132,6 +133,24 @@ def test_end_to_end_run_reports_held_out_metrics(trained):
         zoo_lead = metrics["overall"]["binary_accuracy"] - peer["overall"]["binary_accuracy"]
         assert peer["overall"]["difference"] == pytest.approx(zoo_lead) and peer["overall"]["difference_se"] > 0
     assert "Classical peers" in RECIPE.summary(report) and "nbsvm_bi" in RECIPE.summary(report)
+    wide = report["wide"]  # the wide half, its C and the stacking chosen on the validation split
+    assert wide["C"] in (0.1, 1.0) and wide["ngrams"] > cfg.data.vocab_size // 2
+    accuracy = wide["validation_binary_accuracy"]
+    assert set(accuracy) == {"network", "wide", "stacked"} and all(0 <= a <= 1 for a in accuracy.values())
+    assert accuracy["wide"] > 0.5  # NBSVM learns something even from 600 snippets
+
+
+@pytest.mark.slow
+def test_the_wide_model_in_the_graph_scores_what_was_fitted_and_is_stacked_into_the_polarity(trained):
+    _, _, text_model = trained
+    ngrams, bag = text_model.get_layer("ngram_vectorization"), text_model.get_layer("wide_ngrams")
+    texts = np.array(TEXTS + ["good good good film", "not bad , not bad at all"], dtype=object)
+    kernel, bias = bag.get_weights()
+    in_graph = bag(ngrams(tf.constant(texts.astype(str)))).numpy()[:, 0]
+    np.testing.assert_allclose(in_graph, ngram_features(ngrams, texts) @ kernel + bias, rtol=1e-5, atol=1e-5)
+    # A text whose n-grams the wide model scores higher gets a higher polarity, all else equal: it is stacked.
+    stack_weights = text_model.get_layer("polarity_stack").get_weights()[0][:, 0]
+    assert stack_weights[1] > 0
 
 
 def test_nbsvm_learns_which_words_carry_polarity_and_scores_pairs():

@@ -41,14 +41,29 @@ class ServingConfig(config.TextServingConfig):
                                   at_least=1)
 
 
+C_GRID = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
+
+
 @dataclasses.dataclass
 class PeersConfig(config.PeerConfig):
     """NBSVM-bi and TF-IDF logistic regression, ``peers.py``."""
 
     nbsvm_beta: float = option(0.25, "NBSVM's interpolation towards the mean weight (Wang & Manning: 0.25)",
                                fraction=True)
-    c_grid: list[float] = option([0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0], "regularisation values tried "
-                                 "for each peer; the best on the validation split is kept")
+    c_grid: list[float] = option(list(C_GRID), "regularisation values tried for each peer; the best on the "
+                                 "validation split is kept")
+
+
+@dataclasses.dataclass
+class WideConfig(config.Section):
+    """The "wide" half of the served model: NBSVM on the model's own word n-grams (a `BagLinear` in the graph),
+    stacked with the network's positive/negative score. Used where the data has that target."""
+
+    ngrams: int = option(2, "n-gram order of the wide model's features (0 = no wide model)", at_least=0)
+    max_features: int = option(300000, "most frequent training n-grams kept as features", at_least=3)
+    beta: float = option(0.25, "NBSVM's interpolation towards the mean weight", fraction=True)
+    c_grid: list[float] = option(list(C_GRID), "SVM regularisation values tried; the best on the validation split "
+                                 "is kept")
 
 
 @dataclasses.dataclass
@@ -61,4 +76,5 @@ class SentimentConfig(config.RecipeConfig):
     serving: ServingConfig = section(ServingConfig, "bounds of the served signature", max_batch_size=1024,
                                      max_request_bytes=4 << 20)
     train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", learning_rate=5e-4)
+    wide: WideConfig = section(WideConfig, "NBSVM on the model's n-grams, stacked with the network")
     peers: PeersConfig = section(PeersConfig, "classical peers scored beside the network")

@@ -2,7 +2,8 @@
 
 Forward pass: text → TextVectorization (in the model, so the export takes strings) → word embedding → shared
 ``RecurrentStack`` (BiLSTM by default) → ``MaskedPooling`` over valid steps → two heads: a softmax over the classes
-(ratings 1-5, or the labels of the user's files) and, where the data has one, a positive/negative sigmoid.
+(ratings 1-5, or the labels of the user's files) and, where the data has one, a positive/negative sigmoid, which is
+stacked with the wide model (NBSVM on word n-grams of the same text, a ``BagLinear``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import training
-from zoo.layers import MaskedPooling, RecurrentStack
+from zoo.layers import BagLinear, MaskedPooling, RecurrentStack
 from zoo.recipes.sentiment import data
-from zoo.recipes.sentiment.config import DataConfig, ModelConfig, SentimentConfig, ServingConfig
+from zoo.recipes.sentiment.config import DataConfig, ModelConfig, SentimentConfig, ServingConfig, WideConfig
 from zoo.serving import checked_strings
 
 NUM_RATINGS = 5
@@ -33,6 +34,12 @@ def make_vectorizer(cfg: DataConfig, vocabulary: list[str] | None = None) -> ker
     return keras.layers.TextVectorization(max_tokens=None if vocabulary else cfg.vocab_size,
                                           vocabulary=vocabulary, standardize=standardize_text, output_mode="int",
                                           name="text_vectorization")
+
+
+def make_ngram_vectorizer(cfg: WideConfig) -> keras.layers.TextVectorization:
+    """The wide model's features: word 1..``cfg.ngrams``-grams of the same standardised text, as ids (0 padding)."""
+    return keras.layers.TextVectorization(max_tokens=cfg.max_features, standardize=standardize_text,
+                                          ngrams=cfg.ngrams, output_mode="int", name="ngram_vectorization")
 
 
 def lexicon_valence(vocabulary: list[str], lexicon: dict[str, float]) -> np.ndarray:
@@ -78,14 +85,24 @@ def build_ensemble(members: list[keras.Model]) -> keras.Model:
     return keras.Model(ids, averaged, name="sentiment_ensemble")
 
 
-def build_text_model(vectorizer: keras.layers.TextVectorization, classifier: keras.Model,
-                     max_tokens: int) -> keras.Model:
+def build_text_model(vectorizer: keras.layers.TextVectorization, classifier: keras.Model, max_tokens: int,
+                     wide: tuple | None = None) -> keras.Model:
     """Strings `(batch,)` → `{"probabilities": (batch, classes)[, "polarity": (batch, 1)]}`; what is saved,
-    evaluated and exported."""
+    evaluated and exported.
+
+    With ``wide = (ngram_vectorizer, bag, stack)`` the polarity is stacked: ``stack`` (a `Dense(1, sigmoid)` on
+    `[network logit, wide score]`) of the network's polarity logit and the score that ``bag`` (a fitted
+    `BagLinear`) gives the text's n-grams (``ngram_vectorizer``, not cut at ``max_tokens``).
+    """
     text = keras.Input(shape=(), dtype="string", name="text")
     outputs = classifier(vectorizer(text)[:, :max_tokens])
-    return keras.Model(text, {"probabilities" if head == "rating" else head: out for head, out in outputs.items()},
-                       name="sentiment")
+    outputs = {"probabilities" if head == "rating" else head: out for head, out in outputs.items()}
+    if wide is not None:
+        ngram_vectorizer, bag, stack = wide
+        p = keras.ops.clip(outputs["polarity"], 1e-7, 1 - 1e-7)
+        logit = keras.ops.log(p) - keras.ops.log(1 - p)
+        outputs["polarity"] = stack(keras.ops.concatenate([logit, bag(ngram_vectorizer(text))], axis=-1))
+    return keras.Model(text, outputs, name="sentiment")
 
 
 def compile_classifier(classifier: keras.Model, cfg: SentimentConfig) -> None:

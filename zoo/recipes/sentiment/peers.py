@@ -18,7 +18,9 @@ TOKENS = r"(?u)\b\w[\w']*\b|[^\w\s]"  # words (with apostrophes) and single punc
 
 
 class NBSVM:
-    """NBSVM-bi: ``fit(texts, labels)`` (labels 0/1), ``predict(texts)`` → 0/1."""
+    """NBSVM-bi: ``fit(texts, labels)`` (labels 0/1), ``predict(texts)`` → 0/1. ``fit_features`` / ``decision``
+    do the same on a ready binary feature matrix (the zoo's own n-grams: `zoo.recipes.sentiment.train.fit_wide`).
+    After fitting, ``coef`` and ``bias`` score a binary feature row ``x`` as ``x · coef + bias``."""
 
     def __init__(self, C: float = 1.0, beta: float = 0.25, alpha: float = 1.0):
         from sklearn.feature_extraction.text import CountVectorizer
@@ -27,21 +29,27 @@ class NBSVM:
         self.vectorizer = CountVectorizer(ngram_range=(1, 2), binary=True, token_pattern=TOKENS, lowercase=True)
 
     def fit(self, texts, labels) -> "NBSVM":
+        return self.fit_features(self.vectorizer.fit_transform(texts), labels)
+
+    def fit_features(self, x, labels) -> "NBSVM":
         from sklearn.svm import LinearSVC
 
-        x, labels = self.vectorizer.fit_transform(texts), np.asarray(labels)
+        labels = np.asarray(labels)
         p = self.alpha + np.asarray(x[labels == 1].sum(axis=0)).ravel()
         q = self.alpha + np.asarray(x[labels == 0].sum(axis=0)).ravel()
-        self.ratio = np.log((p / p.sum()) / (q / q.sum()))
-        svm = LinearSVC(C=self.C, max_iter=5000).fit(x.multiply(self.ratio).tocsr(), labels)
+        ratio = np.log((p / p.sum()) / (q / q.sum()))
+        svm = LinearSVC(C=self.C, max_iter=5000).fit(x.multiply(ratio).tocsr(), labels)
         w = svm.coef_.ravel()
-        self.weights = (1 - self.beta) * np.abs(w).mean() + self.beta * w
+        # The SVM sees features scaled by the ratio: fold that scale into one weight per feature.
+        self.coef = ratio * ((1 - self.beta) * np.abs(w).mean() + self.beta * w)
         self.bias = float(svm.intercept_[0])
         return self
 
+    def decision(self, x) -> np.ndarray:
+        return np.asarray(x @ self.coef).ravel() + self.bias
+
     def predict(self, texts) -> np.ndarray:
-        x = self.vectorizer.transform(texts).multiply(self.ratio).tocsr()
-        return (x @ self.weights + self.bias > 0).astype(np.int64)
+        return (self.decision(self.vectorizer.transform(texts)) > 0).astype(np.int64)
 
 
 def tfidf_lr(C: float = 1.0):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from zoo.data.pipeline import bucket_boundaries, bucketed_batches
+from zoo.layers import BagLinear
 from zoo.recipe import Prepared, Recipe
 from zoo.recipes.sentiment import data, model, peers
 from zoo.recipes.sentiment.config import VADER_DOMAINS, SentimentConfig
@@ -47,6 +50,61 @@ def predict_texts(text_model: keras.Model, texts: np.ndarray, batch_size: int = 
     outputs = [text_model(tf.constant(texts[i:i + batch_size]), training=False)
                for i in range(0, len(texts), batch_size)]
     return {k: np.concatenate([np.asarray(o[k]) for o in outputs]) for k in outputs[0]}
+
+
+def ngram_features(ngram_vectorizer, texts: np.ndarray, batch_size: int = 1024):
+    """Binary `(len(texts), vocabulary)` SciPy matrix of the n-gram ids that ``ngram_vectorizer`` gives each text
+    (padding and repeats dropped): the features `BagLinear` scores in the graph."""
+    from scipy import sparse
+
+    rows, cols = [], []
+    for i in range(0, len(texts), batch_size):
+        ids = ngram_vectorizer(tf.constant(texts[i:i + batch_size])).numpy()
+        row, _ = np.nonzero(ids)
+        rows.append(row + i)
+        cols.append(ids[ids != 0])
+    x = sparse.csr_matrix((np.ones(sum(map(len, rows)), np.float32), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(len(texts), ngram_vectorizer.vocabulary_size()))
+    x.sum_duplicates()
+    x.data[:] = 1.0
+    return x
+
+
+def fit_wide(cfg: SentimentConfig, deep_model: keras.Model, splits: dict) -> tuple[tuple, dict]:
+    """The wide model and its stacking with ``deep_model``'s polarity: NBSVM (``peers.NBSVM``, ``C`` from
+    ``cfg.wide.c_grid`` by validation accuracy) on the n-gram ids of the training texts, then a logistic regression
+    on `[network logit, NBSVM score]` fitted on the validation split. Returns the layers for
+    `model.build_text_model` and what was chosen, with each part's validation accuracy."""
+    from sklearn.linear_model import LogisticRegression
+
+    train, validation = peer_examples(cfg, splits["train"]), peer_examples(cfg, splits["validation"])
+    ngram_vectorizer = model.make_ngram_vectorizer(cfg.wide)
+    ngram_vectorizer.adapt(tf.data.Dataset.from_tensor_slices(train[0].astype(str)).batch(1024))
+    x_train, x_val = (ngram_features(ngram_vectorizer, texts) for texts, _ in (train, validation))
+    best = None
+    for C in cfg.wide.c_grid:
+        nbsvm = peers.NBSVM(C=C, beta=cfg.wide.beta).fit_features(x_train, train[1])
+        accuracy = float(((nbsvm.decision(x_val) > 0) == validation[1]).mean())
+        if best is None or accuracy > best[1]:
+            best = (nbsvm, accuracy, C)
+    nbsvm, wide_accuracy, C = best
+    deep = np.clip(predict_texts(deep_model, validation[0])["polarity"][:, 0], 1e-7, 1 - 1e-7)
+    features = np.stack([np.log(deep) - np.log(1 - deep), nbsvm.decision(x_val)], axis=-1)
+    stacker = LogisticRegression().fit(features, validation[1])
+    bag = BagLinear(ngram_vectorizer.vocabulary_size(), name="wide_ngrams")
+    bag.build((None, None))
+    bag.set_weights([nbsvm.coef.astype(np.float32), np.float32(nbsvm.bias)])
+    stack = keras.layers.Dense(1, activation="sigmoid", name="polarity_stack")
+    stack.build((None, 2))
+    stack.set_weights([stacker.coef_.T.astype(np.float32), stacker.intercept_.astype(np.float32)])
+    facts = {"ngrams": ngram_vectorizer.vocabulary_size(), "C": C,
+             "stack_weights": {"network": round(float(stacker.coef_[0, 0]), 4),
+                               "wide": round(float(stacker.coef_[0, 1]), 4)},
+             "validation_binary_accuracy": {
+                 "network": round(float(((deep > 0.5) == validation[1]).mean()), 4),
+                 "wide": round(wide_accuracy, 4),
+                 "stacked": round(float((stacker.predict(features) == validation[1]).mean()), 4)}}
+    return (ngram_vectorizer, bag, stack), facts
 
 
 def peer_examples(cfg: SentimentConfig, split: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -154,11 +212,19 @@ class SentimentRecipe(Recipe):
         return classifier
 
     def finalize(self, cfg, prepared, members, splits):
-        return model.build_text_model(prepared.state["vectorizer"], model.build_ensemble(members), cfg.data.max_tokens)
+        vectorizer, classifier = prepared.state["vectorizer"], model.build_ensemble(members)
+        deep = model.build_text_model(vectorizer, classifier, cfg.data.max_tokens)
+        if not (cfg.wide.ngrams and data.has_polarity(cfg.data)):
+            return deep
+        started = time.time()
+        wide, prepared.state["wide"] = fit_wide(cfg, deep, splits)
+        prepared.state["wide"]["seconds"] = round(time.time() - started, 1)
+        return model.build_text_model(vectorizer, classifier, cfg.data.max_tokens, wide)
 
     def evaluate(self, cfg, text_model, splits, prepared, run_dir):
         metrics, peers_seconds = evaluate(text_model, cfg, splits)
-        return {"metrics": metrics, "peers_seconds": peers_seconds}
+        return {"metrics": metrics, "peers_seconds": peers_seconds,
+                **({"wide": prepared.state["wide"]} if "wide" in prepared.state else {})}
 
     def summary(self, report):
         return f"Held-out test split:\n{format_metrics(report['metrics'])}"
