@@ -31,7 +31,7 @@ def tiny_config(**sections):
 
 def tiny_tagger(head="crf"):
     keras.utils.set_random_seed(0)
-    return model.build_tagger(tiny_config(model={**TINY_MODEL, "head": head}), WORDS, CHARS, len(data.WNUT_TAGS))
+    return model.build_tagger(tiny_config(model={**TINY_MODEL, "head": head, "feature_crf": head == "crf"}), WORDS, CHARS, len(data.WNUT_TAGS))
 
 
 def tokens_of(texts):
@@ -220,15 +220,48 @@ def test_conll2003_through_tfds_mock_data(tmp_path):
     assert metrics["texts"] == 6 and set(metrics) >= {"overall"}
 
 
-def test_gazetteer_lookup_is_the_recipes_own_matching():
-    lookup = peers.GazetteerLookup({"location": ["new york"], "first_name": ["jimmy"], "place_code": ["NY"]})
-    rows = lookup([["Jimmy", "loves", "New", "York", "NY", "ny"], ["york"]])
-    assert lookup.names == ["location", "first_name", "place_code"]
-    np.testing.assert_array_equal(rows[0], [[0, 1, 0], [0, 0, 0], [1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 0]])
-    np.testing.assert_array_equal(rows[1], [[0, 0, 0]])  # half an entry is no match
-    features = peers.sentence_features(["Jimmy", "loves", "NY"], rows[0][[0, 1, 4]], lookup.names)
-    assert features[0]["+0:in_first_name"] and features[1]["-1:in_first_name"] and features[1]["+1:in_place_code"]
-    assert features[0]["shape"] == "Xxxxx" and features[0]["suffix2"] == "my" and features[0]["-1:edge"]
+def test_token_attributes_use_the_recipes_own_gazetteer_matching():
+    lookup = peers.AttributeLookup({"location": ["new york"], "first_name": ["jimmy"], "place_code": ["NY"]})
+    jimmy, loves, new, ny = lookup([["Jimmy", "loves", "New", "York", "NY"], ["york"]])[0][:3] + \
+        [lookup([["NY"]])[0][0]]
+    assert {"+0:in_first_name", "shape=Xxxxx", "short_shape=Xx", "title", "suffix2=my", "-1:edge",
+            "+1:lower=loves", "bigram+1=jimmy loves"} <= set(jimmy)
+    assert {"-1:in_first_name", "+1:in_location", "-1:title", "+2:title"} <= set(loves) and "title" not in loves
+    assert {"+0:in_location", "+1:in_location", "+2:upper", "bigram+1=new york"} <= set(new)
+    assert {"+0:in_place_code", "upper", "+1:edge"} <= set(ny) and "+0:in_location" not in ny
+
+
+def test_token_attributes_of_shapes_flags_and_padding():
+    tokens = tf.constant([["@bob", "http://x.co", "12", "!!!", "ÉTÉ", "Hello-World", ""]])
+    rows = model.TokenAttributes()(tokens).numpy()[0]
+    attributes = [{a.decode() for a in row if a} for row in rows]
+    assert {"mention", "shape=@xxx"} <= attributes[0] and {"url", "prefix4=http", "suffix3=.co"} <= attributes[1]
+    assert {"digit", "shape=dd", "short_shape=d"} <= attributes[2] and {"punct", "short_shape=!"} <= attributes[3]
+    assert {"upper", "lower=été", "shape=XXX"} <= attributes[4] and {"title", "short_shape=Xx-Xx"} <= attributes[5]
+    assert "+1:edge" in attributes[5] and attributes[6] == set()  # padding has no attributes, and ends a text
+    padded = model.TokenAttributes()(tf.pad(tokens, [[0, 0], [0, 3]])).numpy()[0]
+    np.testing.assert_array_equal(padded[:7], rows)
+
+
+def test_the_feature_crf_in_the_graph_decodes_exactly_as_crfsuite():
+    rng = np.random.default_rng(0)
+    words = ["i", "met", "saw", "today", "in", "the", "park", "Anna", "Bob", "Carl", "London", "Paris"]
+    sentences = [list(rng.choice(words, size=rng.integers(1, 9))) for _ in range(60)]
+    tags = [["B-person" if w in ("Anna", "Bob", "Carl") else "B-geo-loc" if w in ("London", "Paris") else "O"
+             for w in s] for s in sentences]
+    crf = peers.FeatureCRF(c1=0.0, c2=0.1, max_iterations=30).fit(sentences, tags)
+    network = tiny_tagger()
+    network.encoder.get_layer("emissions").set_weights([np.zeros_like(w) for w in
+                                                        network.encoder.get_layer("emissions").get_weights()])
+    network.crf.set_weights([np.zeros_like(w) for w in network.crf.get_weights()])
+    vocabulary, state, transitions = crf.weights(data.WNUT_TAGS)
+    tagger = model.with_feature_crf(network, None, vocabulary)
+    model.weigh_feature_crf(tagger, network, state, transitions, 1.0)
+    test = [list(rng.choice(words + ["Zed", "Rome"], size=rng.integers(1, 9))) for _ in range(40)]
+    ids = train.predict_tags(tagger, [[w.encode() for w in s] for s in test])
+    assert [[data.WNUT_TAGS[t] for t in row] for row in ids] == crf.predict(test)
+    model.weigh_feature_crf(tagger, network, state, transitions, 0.0)  # weight 0: the (here silent) network alone
+    assert all((row == 0).all() for row in train.predict_tags(tagger, [[w.encode() for w in s] for s in test]))
 
 
 def test_feature_crf_learns_a_pattern_and_the_paired_bootstrap_scores_it():
@@ -284,6 +317,11 @@ def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
     assert peer["texts"] == 24 and 0 <= peer["overall"]["f1"] <= 100 and peer["difference_se"] >= 0
     assert peer["difference"] == pytest.approx(report["metrics"]["overall"]["f1"] - peer["overall"]["f1"], abs=0.02)
     assert "Classical peer feature_crf" in train.RECIPE.summary(report)
+    # The served tagger adds the same CRF to the network with the weight that scored best on validation.
+    weights = report["validation_f1_by_feature_crf_weight"]
+    assert set(weights) == set(NerConfig().model.feature_crf_weight_grid)
+    assert weights[report["feature_crf_weight"]] == max(weights.values())
+    assert 0 <= report["network_f1"]["test"] <= 100 and report["network_f1"]["validation"] == weights[0.0]
     saved = report["saved_model"]
     assert saved.endswith("/ner/1")
 

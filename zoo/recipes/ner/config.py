@@ -31,6 +31,11 @@ class ModelConfig(config.RecurrentConfig, config.EnsembleConfig):
                                    "places of up to 4 words and upper-case place codes)")
     head: str = option("crf", "output head: crf (Viterbi-decoded linear-chain CRF) | softmax (independent per token)",
                        choices=("crf", "softmax"))
+    feature_crf: bool = option(True, "add the feature CRF (``peers``' settings, fitted on the training split) to "
+                               "the network's CRF in the served graph, weighted by feature_crf_weight_grid (crf head)")
+    feature_crf_weight_grid: list[float] = option(
+        [0.0, 0.25, 0.5, 1.0, 2.0, 4.0], "weights of the feature CRF's scores tried on the validation split after "
+        "training; the best entity F1 is kept (0: the network alone)")
     background_bias_grid: list[float] = option(
         [0.0, -0.5, -1.0, -1.5, -2.0, -3.0], "scores added to tag O's emissions before decoding, tried on the "
         "validation split after training; the best entity F1 is kept (negative values trade precision for recall)")
@@ -39,6 +44,11 @@ class ModelConfig(config.RecurrentConfig, config.EnsembleConfig):
         super().__post_init__()
         require(bool(self.background_bias_grid), "background_bias_grid", self.background_bias_grid,
                 "must hold at least one value (0.0: no bias)")
+        if self.feature_crf:
+            require(self.head == "crf", "feature_crf", self.feature_crf, "needs head 'crf' (set it false for "
+                    "the softmax head)")
+            require(bool(self.feature_crf_weight_grid) and min(self.feature_crf_weight_grid) >= 0,
+                    "feature_crf_weight_grid", self.feature_crf_weight_grid, "must hold values >= 0")
 
 
 @dataclasses.dataclass

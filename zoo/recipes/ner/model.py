@@ -218,6 +218,125 @@ def gazetteer_features(tokens, keys, gazetteers: dict[str, list[str]]):
     return keras.layers.Identity(name="gazetteer_features")(features)
 
 
+def gazetteer_columns(gazetteers: dict[str, list[str]]) -> list[str]:
+    """The list names in the column order of `gazetteer_features`: the lower-case lists, then the exact ones."""
+    lower = [k for k, v in gazetteers.items() if all(e == e.lower() for e in v)]
+    return lower + [k for k in gazetteers if k not in lower]
+
+
+def _flag(name: str, condition):
+    return tf.where(condition, name, PAD)
+
+
+def _full_match(strings, pattern: str):
+    return tf.strings.regex_full_match(strings, "(?s)" + pattern)
+
+
+def _collapse_runs(strings):
+    """Each string with every run of one repeated character cut to one ("XXxx.." → "Xx.")."""
+    chars = tf.strings.unicode_split(strings, "UTF-8")
+    flat = chars.flat_values
+    first = tf.equal(tf.range(tf.size(flat, out_type=tf.int64)), tf.gather(chars.row_starts(), chars.value_rowids()))
+    keep = tf.logical_or(first, tf.not_equal(flat, _shifted(flat, first, PAD)))
+    return tf.strings.reduce_join(tf.ragged.boolean_mask(chars, chars.with_flat_values(keep)), axis=1)
+
+
+def _along_time(values, offset: int, fill):
+    """values[:, t + offset] at every step t of `(batch, time)` (``fill`` past either end)."""
+    time = tf.shape(values)[1]
+    if offset < 0:
+        return tf.pad(values, [[0, 0], [-offset, 0]], constant_values=fill)[:, :time]
+    return tf.pad(values, [[0, 0], [0, offset]], constant_values=fill)[:, offset:offset + time]
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TokenAttributes(keras.layers.Layer):
+    """Tokens `(batch, time)` (and gazetteer memberships) → the feature CRF's attributes `(batch, time, K)`: strings
+    such as ``"lower=york"``, ``"-1:title"``, ``"+0:in_location"``, ``""`` where a flag is off and at padding.
+
+    Per token: a bias, the word shape (``Xxxx``, ``dd``, Unicode letter classes) and the shape with runs collapsed,
+    prefixes and suffixes of 1-4 lower-cased characters, the lower-cased word, upper / title / digit / punctuation
+    and ``@``/``#``/URL flags; the word features of the two tokens on each side (or ``edge``); the word bigrams
+    with each neighbour; with gazetteers, the list memberships of the token and its neighbours. Core TF string
+    ops, so the served graph computes exactly what the CRF was trained on (`peers.FeatureCRF`).
+
+    Args:
+        gazetteer_names: list of str. Names of the membership columns passed as the second input, or empty.
+
+    Call args:
+        tokens: string `(batch, time)`, "" padded.
+        memberships: optional float `(batch, time, len(gazetteer_names))`, as from `gazetteer_features`.
+    """
+
+    AFFIXES = 4
+    NEIGHBOURS = (-2, -1, 1, 2)
+
+    def __init__(self, gazetteer_names=(), **kwargs):
+        super().__init__(**kwargs)
+        self.gazetteer_names = list(gazetteer_names)
+
+    def _word(self, tokens, lower):
+        """The features a token shares with its neighbours."""
+        return [
+            "lower=" + lower,
+            "short_shape=" + tf.reshape(_collapse_runs(tf.reshape(self._shape(tokens), [-1])), tf.shape(tokens)),
+            _flag("upper", _full_match(tokens, r"[^\p{Ll}]*\p{Lu}[^\p{Ll}]*")),
+            _flag("title", _full_match(tokens, r"[^\p{L}]*\p{Lu}\p{Ll}*(?:[^\p{L}]+\p{Lu}\p{Ll}*)*[^\p{L}]*")),
+            _flag("digit", _full_match(tokens, r"\p{Nd}+")),
+            _flag("mention", _full_match(tokens, "@.*")),
+            _flag("hashtag", _full_match(tokens, "#.*")),
+            _flag("url", _full_match(lower, r"(?:http|www\.).*")),
+        ]
+
+    @staticmethod
+    def _shape(tokens):
+        shape = tf.strings.regex_replace(tokens, r"\p{Lu}", "X")
+        return tf.strings.regex_replace(tf.strings.regex_replace(shape, r"\p{Ll}", "x"), r"\p{Nd}", "d")
+
+    def call(self, tokens, memberships=None):
+        valid = tf.not_equal(tokens, PAD)
+        lower = tf.strings.lower(tokens, encoding="utf-8")
+        chars = tf.strings.unicode_split(tf.reshape(lower, [-1]), "UTF-8", errors="replace")
+        affix = lambda part: tf.reshape(tf.strings.reduce_join(part, axis=1), tf.shape(tokens))  # noqa: E731
+        word = [tf.where(valid, feature, PAD) for feature in self._word(tokens, lower)]  # none from padding
+        attributes = [tf.fill(tf.shape(tokens), "bias"), "shape=" + self._shape(tokens),
+                      _flag("punct", tf.logical_not(_full_match(tokens, r".*[\p{L}\p{N}].*"))), *word]
+        for k in range(1, self.AFFIXES + 1):
+            attributes += [f"prefix{k}=" + affix(chars[:, :k]), f"suffix{k}=" + affix(chars[:, -k:])]
+        for offset in self.NEIGHBOURS:
+            there = _along_time(valid, offset, False)
+            for feature in word:
+                feature = _along_time(feature, offset, PAD)
+                attributes.append(tf.where(tf.not_equal(feature, PAD), f"{offset:+d}:" + feature, PAD))
+            attributes.append(_flag(f"{offset:+d}:edge", tf.logical_not(there)))
+        before, after = _along_time(lower, -1, PAD), _along_time(lower, 1, PAD)
+        attributes += [tf.where(_along_time(valid, -1, False), "bigram-1=" + before + " " + lower, PAD),
+                       tf.where(_along_time(valid, 1, False), "bigram+1=" + lower + " " + after, PAD)]
+        for offset in (-1, 0, 1):
+            for column, name in enumerate(self.gazetteer_names):
+                member = _along_time(memberships[:, :, column], offset, 0.0) > 0.5
+                attributes.append(_flag(f"{offset:+d}:in_{name}", member))
+        return tf.where(valid[:, :, tf.newaxis], tf.stack(attributes, axis=-1), PAD)
+
+    def compute_output_spec(self, tokens, memberships=None):
+        return keras.KerasTensor(tuple(tokens.shape) + (self.num_attributes,), dtype="string")
+
+    @property
+    def num_attributes(self):
+        return 3 + 8 + 2 * self.AFFIXES + len(self.NEIGHBOURS) * 9 + 2 + 3 * len(self.gazetteer_names)
+
+    def get_config(self):
+        return {**super().get_config(), "gazetteer_names": self.gazetteer_names}
+
+
+def token_attributes(tokens, gazetteers: dict[str, list[str]] | None):
+    """`TokenAttributes` of ``tokens`` (a Keras tensor), with the recipe's own gazetteer matching when given."""
+    if not gazetteers:
+        return TokenAttributes(name="token_attributes")(tokens)
+    memberships = gazetteer_features(tokens, WordKeys(name="crf_word_keys")(tokens), gazetteers)
+    return TokenAttributes(gazetteer_columns(gazetteers), name="token_attributes")(tokens, memberships)
+
+
 def build_encoder(cfg: ModelConfig, data_cfg: DataConfig, words: list[str], chars: list[str],
                   num_tags: int, name: str = "ner_encoder",
                   gazetteers: dict[str, list[str]] | None = None) -> keras.Model:
@@ -251,6 +370,36 @@ def build_tagger(cfg: NerConfig, words: list[str], chars: list[str], num_tags: i
     tagger = SequenceTagger(encoder, cfg.model.head, name=name)
     tagger(tf.constant([["a"]]))  # builds the head's weights before compile and save
     return tagger
+
+
+def feature_crf_scores(attributes, vocabulary: list[str], num_tags: int):
+    """`(batch, time, num_tags)`: per token, the summed tag weights of its `TokenAttributes` in ``vocabulary`` (the
+    feature CRF's state weights, set by `weigh_feature_crf`; unknown and absent attributes score 0)."""
+    ids = keras.layers.StringLookup(vocabulary=vocabulary, mask_token=PAD, name="attribute_lookup")(attributes)
+    weights = keras.layers.Embedding(len(vocabulary) + 2, num_tags, trainable=False, name="attribute_weights")(ids)
+    return keras.ops.sum(weights, axis=2)
+
+
+def with_feature_crf(network: SequenceTagger, gazetteers: dict[str, list[str]] | None, vocabulary: list[str],
+                     name: str = "ner_tagger") -> SequenceTagger:
+    """``network`` (CRF head) with a feature CRF's emission scores added to its own in the graph (raw tokens in):
+    with transitions summed too (`weigh_feature_crf`), decoding is the Viterbi path of the product of both CRFs."""
+    tokens = keras.Input(shape=(None,), dtype="string", name="tokens")
+    emissions, mask = network.encoder(tokens)
+    scores = feature_crf_scores(token_attributes(tokens, gazetteers), vocabulary, network.num_tags)
+    emissions = keras.layers.Add(name="network_and_feature_crf")([emissions, scores])
+    tagger = SequenceTagger(keras.Model(tokens, [emissions, mask], name=f"{name}_encoder"), "crf", name=name)
+    tagger(tf.constant([["a"]]))  # builds, for saving
+    return tagger
+
+
+def weigh_feature_crf(tagger: SequenceTagger, network: SequenceTagger, state: np.ndarray, transitions: np.ndarray,
+                      weight: float) -> None:
+    """Sets ``tagger`` (from `with_feature_crf`) to the network's scores plus ``weight`` times the feature CRF's
+    (``state`` `(vocabulary + 2, K)` by attribute id, ``transitions`` `(K, K)`)."""
+    tagger.encoder.get_layer("attribute_weights").set_weights([weight * state])
+    own, start, end = network.crf.get_weights()
+    tagger.crf.set_weights([own + weight * transitions, start, end])
 
 
 def compile_tagger(tagger: SequenceTagger, cfg: NerConfig) -> None:

@@ -1,17 +1,15 @@
 """The model a user would train instead: a linear-chain feature CRF (sklearn-crfsuite), fitted on the same training
-split in the same run and scored beside the network.
+split in the same run, scored beside the network and, weighted, added to it in the served graph.
 
-Token features: the lower-cased word, its shape (``Xxxx``, ``dd``) and short shape, prefixes and suffixes of 1-4
+Token attributes (`model.TokenAttributes`, computed by TF string ops, so training here and serving there see the
+same): the lower-cased word, its shape (``Xxxx``, ``dd``) and collapsed shape, prefixes and suffixes of 1-4
 characters, upper / title / digit / punctuation flags, Twitter flags (``@user``, ``#tag``, URL), the same for the
 words one and two to each side, the word bigrams with each neighbour, and — when the recipe uses them — **the zoo's
-own gazetteer memberships** (the n-gram list coverage of ``model.gazetteer_features``, computed by the same graph) for
-the token and its neighbours.
+own gazetteer memberships** (the in-graph n-gram matching of ``model.gazetteer_features``) for the token and its
+neighbours.
 """
 
 from __future__ import annotations
-
-import re
-import time
 
 import keras
 import numpy as np
@@ -19,97 +17,55 @@ import numpy as np
 from zoo.recipes.ner import model
 
 
-def shape(word: str) -> str:
-    return re.sub(r"[a-z]", "x", re.sub(r"[A-Z]", "X", re.sub(r"\d", "d", word)))
+class AttributeLookup:
+    """``model.token_attributes`` as a function of token lists: per sentence, per token, its attribute strings."""
 
-
-def _word_features(word: str, prefix: str) -> dict:
-    lower = word.lower()
-    short = re.sub(r"(.)\1+", r"\1", shape(word))
-    return {f"{prefix}lower": lower, f"{prefix}short_shape": short, f"{prefix}upper": word.isupper(),
-            f"{prefix}title": word.istitle(), f"{prefix}digit": word.isdigit(),
-            f"{prefix}mention": word.startswith("@"), f"{prefix}hashtag": word.startswith("#"),
-            f"{prefix}url": lower.startswith(("http", "www."))}
-
-
-def sentence_features(tokens: list[str], gazetteer_rows: np.ndarray | None, names: list[str]) -> list[dict]:
-    """One feature dict per token; ``gazetteer_rows`` `(tokens, lists)` 0/1 memberships or None."""
-    rows = []
-    for i, word in enumerate(tokens):
-        f = {"bias": 1.0, "shape": shape(word), "punct": not any(c.isalnum() for c in word),
-             **_word_features(word, "")}
-        for k in range(1, 5):
-            f[f"prefix{k}"], f[f"suffix{k}"] = word[:k].lower(), word[-k:].lower()
-        for offset in (-2, -1, 1, 2):
-            j = i + offset
-            if 0 <= j < len(tokens):
-                f.update(_word_features(tokens[j], f"{offset:+d}:"))
-            else:
-                f[f"{offset:+d}:edge"] = True
-        if i > 0:
-            f["bigram-1"] = f"{tokens[i - 1].lower()} {word.lower()}"
-        if i + 1 < len(tokens):
-            f["bigram+1"] = f"{word.lower()} {tokens[i + 1].lower()}"
-        if gazetteer_rows is not None:
-            for offset in (-1, 0, 1):
-                j = i + offset
-                if 0 <= j < len(tokens):
-                    for name, member in zip(names, gazetteer_rows[j]):
-                        if member:
-                            f[f"{offset:+d}:in_{name}"] = True
-        rows.append(f)
-    return rows
-
-
-class GazetteerLookup:
-    """The recipe's in-graph gazetteer features as a function of token lists (the same lists and matching)."""
-
-    def __init__(self, gazetteers: dict[str, list[str]]):
+    def __init__(self, gazetteers: dict[str, list[str]] | None):
         tokens = keras.Input(shape=(None,), dtype="string")
-        features = model.gazetteer_features(tokens, model.WordKeys()(tokens), gazetteers)
-        self.net = keras.Model(tokens, features)
-        lower = [k for k, v in gazetteers.items() if all(e == e.lower() for e in v)]
-        self.names = lower + [k for k in gazetteers if k not in lower]  # the column order of gazetteer_features
+        self.net = keras.Model(tokens, model.token_attributes(tokens, gazetteers))
 
-    def __call__(self, sentences: list[list[str]], batch_size: int = 256) -> list[np.ndarray]:
+    def __call__(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[list[str]]]:
         import tensorflow as tf
 
         out = []
         for i in range(0, len(sentences), batch_size):
             chunk = sentences[i:i + batch_size]
-            padded = tf.ragged.constant(chunk, dtype=tf.string).to_tensor(model.PAD)
-            rows = self.net(padded).numpy()
-            out.extend(row[:len(s)] for row, s in zip(rows, chunk))
+            rows = self.net(tf.ragged.constant(chunk, dtype=tf.string).to_tensor(model.PAD)).numpy()
+            out.extend([[a.decode() for a in token if a] for token in row[:len(s)]] for row, s in zip(rows, chunk))
         return out
 
 
 class FeatureCRF:
-    """``fit(sentences, tag_sequences)`` / ``predict(sentences)`` on lists of token strings and tag names."""
+    """``fit(sentences, tag_sequences)`` / ``predict(sentences)`` on lists of token strings and tag names;
+    ``weights(tag_names)`` gives what `model.weigh_feature_crf` puts in the graph."""
 
     def __init__(self, c1: float, c2: float, max_iterations: int, gazetteers: dict[str, list[str]] | None = None):
         import sklearn_crfsuite
 
         self.crf = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=c1, c2=c2, max_iterations=max_iterations,
                                         all_possible_transitions=True)
-        self.lookup = GazetteerLookup(gazetteers) if gazetteers else None
-
-    def _features(self, sentences):
-        rows = self.lookup(sentences) if self.lookup else [None] * len(sentences)
-        names = self.lookup.names if self.lookup else []
-        return [sentence_features(s, r, names) for s, r in zip(sentences, rows)]
+        self.attributes = AttributeLookup(gazetteers)
 
     def fit(self, sentences, tags) -> "FeatureCRF":
-        self.crf.fit(self._features(sentences), tags)
+        self.crf.fit(self.attributes(sentences), tags)
         return self
 
     def predict(self, sentences) -> list[list[str]]:
-        return [list(row) for row in self.crf.predict(self._features(sentences))]
+        return [list(row) for row in self.crf.predict(self.attributes(sentences))]
 
-
-def fit_crf(cfg, sentences, tags, gazetteers) -> tuple[FeatureCRF, float]:
-    started = time.time()
-    crf = FeatureCRF(cfg.c1, cfg.c2, cfg.max_iterations, gazetteers).fit(sentences, tags)
-    return crf, round(time.time() - started, 1)
+    def weights(self, tag_names) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(attribute vocabulary, state weights `(len(vocabulary) + 2, K)` by `StringLookup` id — rows 0 (padding)
+        and 1 (unknown) zero —, transition weights `(K, K)`); tags the CRF never saw score 0."""
+        index = {name: k for k, name in enumerate(tag_names)}
+        vocabulary = sorted({attribute for attribute, _ in self.crf.state_features_})
+        row = {attribute: i + 2 for i, attribute in enumerate(vocabulary)}
+        state = np.zeros((len(vocabulary) + 2, len(tag_names)), np.float32)
+        for (attribute, tag), weight in self.crf.state_features_.items():
+            state[row[attribute], index[tag]] = weight
+        transitions = np.zeros((len(tag_names),) * 2, np.float32)
+        for (before, after), weight in self.crf.transition_features_.items():
+            transitions[index[before], index[after]] = weight
+        return vocabulary, state, transitions
 
 
 def entity_counts(gold: list[list[str]], guess: list[list[str]]) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import time
 
 import keras
 import numpy as np
@@ -91,15 +92,35 @@ def evaluate(tagger: keras.Model, cfg: NerConfig, split: tf.data.Dataset, name: 
     return (metrics, gold, guess) if with_tags else metrics
 
 
-def score_peer(cfg: NerConfig, splits: dict, gold: list[list[str]], guess: list[list[str]], gazetteers) -> dict:
-    """The feature CRF fitted on the training split and scored on the test split beside the network's ``guess``."""
-    train_tokens, train_tags = gold_tags(cfg, splits["train"])
-    decode = lambda lists: [[t.decode() for t in tokens] for tokens in lists]  # noqa: E731
-    crf, seconds = peers.fit_crf(cfg.peers, decode(train_tokens), train_tags, gazetteers)
-    crf_guess = crf.predict(decode(gold_tags(cfg, splits["test"])[0]))
+def fit_feature_crf(cfg: NerConfig, splits: dict, gazetteers) -> tuple[peers.FeatureCRF, float]:
+    """The feature CRF fitted on the training split (tokens cut as the served model reads them), and its seconds."""
+    tokens, tags = gold_tags(cfg, splits["train"])
+    started = time.time()
+    crf = peers.FeatureCRF(cfg.peers.c1, cfg.peers.c2, cfg.peers.max_iterations, gazetteers)
+    crf.fit([[t.decode() for t in row] for row in tokens], tags)
+    return crf, round(time.time() - started, 1)
+
+
+def score_peer(cfg: NerConfig, splits: dict, gold: list[list[str]], guess: list[list[str]],
+               crf: peers.FeatureCRF, seconds: float) -> dict:
+    """The feature CRF alone on the test split, beside the zoo's ``guess``."""
+    crf_guess = crf.predict([[t.decode() for t in row] for row in gold_tags(cfg, splits["test"])[0]])
     return {"feature_crf": {**entity_metrics(gold, crf_guess, "test"), "seconds": seconds,
                             **peers.paired_bootstrap(peers.entity_counts(gold, guess),
                                                      peers.entity_counts(gold, crf_guess))}}
+
+
+def tune_feature_crf_weight(tagger, network, crf: peers.FeatureCRF, cfg: NerConfig,
+                            validation: tf.data.Dataset) -> dict[float, float]:
+    """Sets ``tagger`` (`model.with_feature_crf` of ``network``) to the weight of ``model.feature_crf_weight_grid``
+    with the best validation entity F1 (the first on ties); returns every weight's validation F1."""
+    _, state, transitions = crf.weights(data.tag_names(cfg.data))
+    scores = {}
+    for weight in cfg.model.feature_crf_weight_grid:
+        model.weigh_feature_crf(tagger, network, state, transitions, weight)
+        scores[weight] = evaluate(tagger, cfg, validation, "validation")["overall"]["f1"]
+    model.weigh_feature_crf(tagger, network, state, transitions, max(scores, key=scores.get))
+    return scores
 
 
 def tune_background_bias(tagger: keras.Model, cfg: NerConfig, validation: tf.data.Dataset) -> dict[float, float]:
@@ -146,19 +167,38 @@ class NerRecipe(Recipe):
         return tagger
 
     def finalize(self, cfg, prepared, members, splits):
-        tagger = average_taggers(members, name="ner_tagger")
-        prepared.state["members"] = members
-        prepared.state["bias_scores"] = tune_background_bias(tagger, cfg, splits["validation"])
-        print(f"validation entity F1 by O bias: {prepared.state['bias_scores']}; using {tagger.background_bias}")
+        state = prepared.state
+        state["members"] = members
+        if not (cfg.model.feature_crf or cfg.peers.enabled):
+            tagger = average_taggers(members, name="ner_tagger")
+        else:
+            state["crf"] = fit_feature_crf(cfg, splits, state["gazetteers"])
+            tagger = average_taggers(members, name="ner_network")
+        if cfg.model.feature_crf:
+            network, crf = tagger, state["crf"][0]
+            tagger = model.with_feature_crf(network, state["gazetteers"], crf.weights(data.tag_names(cfg.data))[0])
+            state["network"] = network
+            state["weight_scores"] = tune_feature_crf_weight(tagger, network, crf, cfg, splits["validation"])
+            print(f"validation entity F1 by feature CRF weight: {state['weight_scores']}; "
+                  f"using {max(state['weight_scores'], key=state['weight_scores'].get)}")
+        state["bias_scores"] = tune_background_bias(tagger, cfg, splits["validation"])
+        print(f"validation entity F1 by O bias: {state['bias_scores']}; using {tagger.background_bias}")
         return tagger
 
     def evaluate(self, cfg, tagger, splits, prepared, run_dir):
+        state = prepared.state
         metrics, gold, guess = evaluate(tagger, cfg, splits["test"], with_tags=True)
         report = {"metrics": metrics, "background_bias": tagger.background_bias,
-                  "validation_f1_by_background_bias": prepared.state["bias_scores"]}
+                  "validation_f1_by_background_bias": state["bias_scores"]}
+        if "network" in state:  # the network alone (no feature CRF, no O bias), to show what each half adds
+            scores = state["weight_scores"]
+            report["feature_crf_weight"] = max(scores, key=scores.get)
+            report["validation_f1_by_feature_crf_weight"] = scores
+            report["network_f1"] = {"validation": scores.get(0.0), "test": evaluate(
+                state["network"], cfg, splits["test"])["overall"]["f1"]}
         if cfg.peers.enabled:
-            report["peers"] = score_peer(cfg, splits, gold, guess, prepared.state["gazetteers"])
-        members = prepared.state["members"]
+            report["peers"] = score_peer(cfg, splits, gold, guess, *state["crf"])
+        members = state["members"]
         if len(members) > 1:  # what the ensemble adds over its members (each decoded without bias)
             report["member_f1"] = {split: [evaluate(m, cfg, splits[split], split)["overall"]["f1"] for m in members]
                                    for split in ("validation", "test")}
@@ -167,6 +207,9 @@ class NerRecipe(Recipe):
     def summary(self, report):
         metrics = report["metrics"]
         text = f"Held-out test split ({metrics['texts']} texts), entity-level:\n{format_metrics(metrics)}"
+        if "network_f1" in report:
+            text += (f"\nthe network alone: test F1 {report['network_f1']['test']:.2f}; feature CRF weight "
+                     f"{report['feature_crf_weight']} chosen by validation F1 {report['validation_f1_by_feature_crf_weight']}")
         if "member_f1" in report:
             text += (f"\nmembers' entity F1, validation {report['member_f1']['validation']}, "
                      f"test {report['member_f1']['test']}")
