@@ -138,6 +138,7 @@ def test_end_to_end_run_reports_held_out_metrics(trained):
     accuracy = wide["validation_binary_accuracy"]
     assert set(accuracy) == {"network", "wide", "stacked"} and all(0 <= a <= 1 for a in accuracy.values())
     assert accuracy["wide"] > 0.5  # NBSVM learns something even from 600 snippets
+    assert "stacked with NBSVM" in RECIPE.summary(report)
 
 
 @pytest.mark.slow

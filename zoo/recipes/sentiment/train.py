@@ -227,7 +227,12 @@ class SentimentRecipe(Recipe):
                 **({"wide": prepared.state["wide"]} if "wide" in prepared.state else {})}
 
     def summary(self, report):
-        return f"Held-out test split:\n{format_metrics(report['metrics'])}"
+        text = f"Held-out test split:\n{format_metrics(report['metrics'])}"
+        if "wide" in report:
+            wide = report["wide"]
+            text += (f"\n\npolarity = the network stacked with NBSVM on {wide['ngrams']} n-grams (C {wide['C']}, "
+                     f"weights {wide['stack_weights']}); validation accuracy {wide['validation_binary_accuracy']}")
+        return text
 
     def endpoints(self, cfg, text_model):
         return {"serving_default": model.make_serving_fn(text_model, cfg.serving, data.class_names(cfg.data))}
