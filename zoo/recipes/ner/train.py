@@ -169,11 +169,9 @@ class NerRecipe(Recipe):
     def finalize(self, cfg, prepared, members, splits):
         state = prepared.state
         state["members"] = members
-        if not (cfg.model.feature_crf or cfg.peers.enabled):
-            tagger = average_taggers(members, name="ner_tagger")
-        else:
+        if cfg.model.feature_crf or cfg.peers.enabled:  # one fit serves both
             state["crf"] = fit_feature_crf(cfg, splits, state["gazetteers"])
-            tagger = average_taggers(members, name="ner_network")
+        tagger = average_taggers(members, name="ner_network" if cfg.model.feature_crf else "ner_tagger")
         if cfg.model.feature_crf:
             network, crf = tagger, state["crf"][0]
             tagger = model.with_feature_crf(network, state["gazetteers"], crf.weights(data.tag_names(cfg.data))[0])
