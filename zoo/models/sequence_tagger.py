@@ -93,6 +93,11 @@ class SequenceTagger(keras.Model):
         loss = tf.reduce_mean(per_row)
         return loss + tf.add_n(self.losses) if self.losses else loss
 
+    @property
+    def min_durations(self):
+        """The CRF head's shortest decoded run per tag, or None (softmax head, or no minimum)."""
+        return self.crf.min_durations if self.crf is not None else None
+
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.tag_f1.update_state(y, y_pred["tags"], y_pred["mask"])
         return super().compute_metrics(x, y, y_pred, sample_weight)
@@ -100,7 +105,7 @@ class SequenceTagger(keras.Model):
     def get_config(self):
         return {"name": self.name, "encoder": keras.saving.serialize_keras_object(self.encoder), "head": self.head,
                 "background_bias": self.background_bias, "emission_loss_weight": self.emission_loss_weight,
-                "min_durations": self.crf.min_durations if self.crf is not None else None}
+                "min_durations": self.min_durations}
 
     @classmethod
     def from_config(cls, config):
@@ -120,8 +125,7 @@ def average_taggers(taggers: list[SequenceTagger], name: str = "tagger_ensemble"
     outputs = [t.encoder(inputs) for t in taggers]
     emissions = keras.layers.Average(name="mean_emissions")([emissions for emissions, _ in outputs])
     encoder = keras.Model(inputs, [emissions, outputs[0][1]], name=f"{name}_encoder")
-    ensemble = SequenceTagger(encoder, taggers[0].head, name=name,
-                              min_durations=taggers[0].crf.min_durations if taggers[0].crf is not None else None)
+    ensemble = SequenceTagger(encoder, taggers[0].head, name=name, min_durations=taggers[0].min_durations)
     ensemble(tf.fill([1, 2], "") if spec.dtype == "string" else tf.zeros([1, 2], spec.dtype))  # builds, for saving
     if ensemble.crf is not None:
         ensemble.crf.set_weights([sum(w) / len(taggers) for w in zip(*(t.crf.get_weights() for t in taggers))])

@@ -114,13 +114,15 @@ def without_stop_codon(sequence: str, parts: list[tuple[int, int]], strand: int)
     the 3 bases after the CDS. A CDS that is whole codons and ends in TAA, TAG or TGA (read in its direction) loses
     those 3 bases; any other CDS is kept as it is (a stop inside a reading frame cannot be its last sense codon)."""
     parts = sorted(parts)
-    coding = "".join(sequence[start:end] for start, end in parts)
-    if strand < 0:
-        coding = coding[::-1].translate(str.maketrans("ACGTN", "TGCAN"))
-    if len(coding) < 6 or len(coding) % 3 or coding[-3:] not in grammar.STOPS:
-        return parts
     bases = np.concatenate([np.arange(start, end) for start, end in parts])
-    bases = bases[3:] if strand < 0 else bases[:-3]  # the 3' end: the last bases on plus, the first on minus
+    if len(bases) < 6 or len(bases) % 3:
+        return parts
+    last = "".join(sequence[i] for i in (bases[:3] if strand < 0 else bases[-3:]))  # the 3' end on either strand
+    if strand < 0:
+        last = last[::-1].translate(str.maketrans("ACGTN", "TGCAN"))
+    if last not in grammar.STOPS:
+        return parts
+    bases = bases[3:] if strand < 0 else bases[:-3]
     return [(int(run[0]), int(run[-1]) + 1) for run in np.split(bases, np.flatnonzero(np.diff(bases) > 1) + 1)]
 
 
