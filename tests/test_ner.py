@@ -302,9 +302,10 @@ print(json.dumps(out))
 
 
 @pytest.mark.slow
-def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
+@pytest.mark.parametrize("crf_in_training", [True, False])
+def test_end_to_end_train_export_and_serve_without_zoo(tmp_path, crf_in_training):
     cfg = from_dict(NerConfig, {
-        "model": dict(TINY_MODEL),
+        "model": {**TINY_MODEL, "feature_crf_in_training": crf_in_training},
         "serving": {"max_input_chars": 200, "max_batch_size": 8, "max_entities": 4},
         "train": {"epochs": 1, "batch_size": 16, "max_train_examples": 64, "max_eval_examples": 24,
                   "run_dir": str(tmp_path / "run"), "verbose": 0},
@@ -317,11 +318,13 @@ def test_end_to_end_train_export_and_serve_without_zoo(tmp_path):
     assert peer["texts"] == 24 and 0 <= peer["overall"]["f1"] <= 100 and peer["difference_se"] >= 0
     assert peer["difference"] == pytest.approx(report["metrics"]["overall"]["f1"] - peer["overall"]["f1"], abs=0.02)
     assert "Classical peer feature_crf" in train.RECIPE.summary(report)
-    # The served tagger adds the same CRF to the network with the weight that scored best on validation.
-    weights = report["validation_f1_by_feature_crf_weight"]
-    assert set(weights) == set(NerConfig().model.feature_crf_weight_grid)
-    assert weights[report["feature_crf_weight"]] == max(weights.values())
-    assert 0 <= report["network_f1"]["test"] <= 100 and report["network_f1"]["validation"] == weights[0.0]
+    if crf_in_training:  # the members were trained on top of the CRF: nothing is combined after training
+        assert "feature_crf_weight" not in report and "network_f1" not in report
+    else:  # the served tagger adds the same CRF to the network with the weight that scored best on validation
+        weights = report["validation_f1_by_feature_crf_weight"]
+        assert set(weights) == set(NerConfig().model.feature_crf_weight_grid)
+        assert weights[report["feature_crf_weight"]] == max(weights.values())
+        assert 0 <= report["network_f1"]["test"] <= 100 and report["network_f1"]["validation"] == weights[0.0]
     saved = report["saved_model"]
     assert saved.endswith("/ner/1")
 

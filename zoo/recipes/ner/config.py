@@ -33,9 +33,12 @@ class ModelConfig(config.RecurrentConfig, config.EnsembleConfig):
                        choices=("crf", "softmax"))
     feature_crf: bool = option(True, "add the feature CRF (``peers``' settings, fitted on the training split) to "
                                "the network's CRF in the served graph, weighted by feature_crf_weight_grid (crf head)")
+    feature_crf_in_training: bool = option(True, "with feature_crf: fit the CRF before training and train every "
+                                           "member on top of its frozen scores (weight 1), so the network learns what "
+                                           "the CRF misses; false: add it after training, weight from the grid")
     feature_crf_weight_grid: list[float] = option(
         [0.0, 0.25, 0.5, 1.0, 2.0, 4.0], "weights of the feature CRF's scores tried on the validation split after "
-        "training; the best entity F1 is kept (0: the network alone)")
+        "training when it is not in training; the best entity F1 is kept (0: the network alone)")
     background_bias_grid: list[float] = option(
         [0.0, -0.5, -1.0, -1.5, -2.0, -3.0], "scores added to tag O's emissions before decoding, tried on the "
         "validation split after training; the best entity F1 is kept (negative values trade precision for recall)")
