@@ -32,7 +32,8 @@ class ModelConfig(config.RecurrentConfig, config.EnsembleConfig):
     head: str = option("crf", "output head: crf (Viterbi-decoded linear-chain CRF) | softmax (independent per token)",
                        choices=("crf", "softmax"))
     feature_crf: bool = option(True, "add the feature CRF (``peers``' settings, fitted on the training split) to "
-                               "the network's CRF in the served graph, weighted by feature_crf_weight_grid (crf head)")
+                               "the network's CRF in the served graph, in training or after it (see "
+                               "feature_crf_in_training; crf head)")
     feature_crf_in_training: bool = option(True, "with feature_crf: fit the CRF before training and train every "
                                            "member on top of its frozen scores (weight 1), so the network learns what "
                                            "the CRF misses; false: add it after training, weight from the grid")
@@ -42,6 +43,13 @@ class ModelConfig(config.RecurrentConfig, config.EnsembleConfig):
     background_bias_grid: list[float] = option(
         [0.0, -0.5, -1.0, -1.5, -2.0, -3.0], "scores added to tag O's emissions before decoding, tried on the "
         "validation split after training; the best entity F1 is kept (negative values trade precision for recall)")
+
+    @property
+    def feature_crf_stage(self) -> str | None:
+        """Where the feature CRF joins the network: "training", "after" (training) or None (not at all)."""
+        if not self.feature_crf:
+            return None
+        return "training" if self.feature_crf_in_training else "after"
 
     def __post_init__(self):
         super().__post_init__()

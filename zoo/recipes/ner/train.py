@@ -155,7 +155,7 @@ class NerRecipe(Recipe):
         train_ds, val_ds, num_train = make_datasets(cfg, train_raw, splits["validation"])
         words, chars = vocabularies(train_raw, cfg.data.min_word_count, cfg.data.max_words)
         state = {"words": words, "chars": chars, "gazetteers": data.gazetteers() if cfg.model.gazetteers else None}
-        if cfg.model.feature_crf and cfg.model.feature_crf_in_training:  # the members train on top of it
+        if cfg.model.feature_crf_stage == "training":  # the members train on top of it
             state["crf"] = fit_feature_crf(cfg, splits, state["gazetteers"])
         return Prepared(train_ds, val_ds,
                         facts={"training_texts": num_train, "words": len(words), "characters": len(chars)},
@@ -166,7 +166,7 @@ class NerRecipe(Recipe):
         tagger = model.build_tagger(cfg, state["words"], state["chars"], len(data.tag_names(cfg.data)),
                                     name=f"ner_tagger_{member}", gazetteers=state["gazetteers"])
         model.compile_tagger(tagger, cfg)
-        if cfg.model.feature_crf and cfg.model.feature_crf_in_training:
+        if cfg.model.feature_crf_stage == "training":
             vocabulary, weights, transitions = state["crf"][0].weights(data.tag_names(cfg.data))
             network, tagger = tagger, model.with_feature_crf(tagger, state["gazetteers"], vocabulary,
                                                              name=f"ner_member_{member}")
@@ -177,7 +177,7 @@ class NerRecipe(Recipe):
     def finalize(self, cfg, prepared, members, splits):
         state = prepared.state
         state["members"] = members
-        after = cfg.model.feature_crf and not cfg.model.feature_crf_in_training  # combined after training
+        after = cfg.model.feature_crf_stage == "after"
         if "crf" not in state and (after or cfg.peers.enabled):  # one fit serves the graph and the peer
             state["crf"] = fit_feature_crf(cfg, splits, state["gazetteers"])
         tagger = average_taggers(members, name="ner_network" if after else "ner_tagger")
