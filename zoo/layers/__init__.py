@@ -3,6 +3,7 @@
 from zoo.layers.append_to_steps import AppendToSteps
 from zoo.layers.attention import Attention
 from zoo.layers.bag_linear import BagLinear
+from zoo.layers.bert_encoder import BertEncoder
 from zoo.layers.crf import CRF
 from zoo.layers.ctc import CTC
 from zoo.layers.masked_pooling import MaskedPooling
@@ -10,6 +11,7 @@ from zoo.layers.padding_mask import PaddingMask
 from zoo.layers.recurrent_stack import RecurrentStack, guard_fully_masked_rows
 from zoo.layers.sequence_input import SequenceInput
 from zoo.layers.time_folded import TimeFolded
+from zoo.layers.word_pieces import WordPieces
 
-__all__ = ["AppendToSteps", "Attention", "BagLinear", "CRF", "CTC", "MaskedPooling", "PaddingMask", "RecurrentStack",
-           "SequenceInput", "TimeFolded", "guard_fully_masked_rows"]
+__all__ = ["AppendToSteps", "Attention", "BagLinear", "BertEncoder", "CRF", "CTC", "MaskedPooling", "PaddingMask",
+           "RecurrentStack", "SequenceInput", "TimeFolded", "WordPieces", "guard_fully_masked_rows"]
