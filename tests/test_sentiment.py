@@ -19,7 +19,7 @@ from tests.helpers import predict_after_import_zoo, serve_without_zoo
 
 TINY = dict(
     data={"vocab_size": 2000, "max_tokens": 40, "num_buckets": 3},
-    model={"embedding_dim": 16, "units": 8, "ensemble_size": 2},
+    model={"encoder": "words", "embedding_dim": 16, "units": 8, "ensemble_size": 2},
     serving={"max_batch_size": 64},
     train={"epochs": 2, "batch_size": 32, "max_train_examples": 600, "max_eval_examples": 300, "verbose": 0},
     peers={"c_grid": [0.3, 3.0]},
@@ -311,3 +311,28 @@ def test_trained_on_three_named_classes_from_files_and_served_without_zoo(tmp_pa
                                tmp_path)
     assert set(served) == {"label", "probabilities"} and served["probabilities"].shape == (12, 3)
     assert [v.decode() if isinstance(v, bytes) else v for v in served["label"]] == [label for _, label in named]
+
+
+@pytest.mark.slow
+def test_default_encoder_trains_on_frozen_minilm_features_and_serves_without_zoo(tmp_path):
+    # The default path: the pretrained MiniLM encoder's features (computed once, frozen) under a small head.
+    assert config.from_dict(SentimentConfig).model.encoder == "minilm"
+    cfg = tiny_config(tmp_path, model={"encoder": "minilm", "units": 8, "projection_dim": 16, "max_pieces": 48,
+                                       "ensemble_size": 1},
+                      train={**TINY["train"], "epochs": 1, "run_dir": str(tmp_path / "run")})
+    report = zoo.run(RECIPE, cfg).report
+    encoder = report["data"]["encoder"]
+    assert encoder["name"] == "all-MiniLM-L6-v2" and encoder["parameters"] > 20_000_000
+    assert 0.5 < report["metrics"]["overall"]["binary_accuracy"] <= 1.0
+    text_model = keras.models.load_model(report["model"])
+    bert = [w for w in text_model.weights if w.path.startswith("pretrained_encoder/")]
+    assert bert and not any(w.trainable for w in bert)  # frozen: only the head above it was trained
+    trainable = sum(int(np.prod(w.shape)) for w in text_model.trainable_weights)
+    assert trainable < encoder["parameters"] // 20
+    version = report["saved_model"]
+    export.check_core_ops(version)
+    texts = TEXTS + ["Un film magnifique, très émouvant."]  # accented words reach the encoder's own pieces
+    served = serve_without_zoo(version, {"text": np.array(texts, dtype=object)}, tmp_path)
+    expected = model.make_serving_fn(text_model, cfg.serving, data.class_names(cfg.data))(tf.constant(texts))
+    np.testing.assert_allclose(served["probabilities"], expected["probabilities"], atol=1e-4)
+    np.testing.assert_allclose(served["polarity"], expected["polarity"], atol=1e-4)

@@ -24,13 +24,25 @@ class DataConfig(config.TextDataConfig, config.FileSourceConfig,
 
 @dataclasses.dataclass
 class ModelConfig(config.PooledRecurrentConfig, config.EnsembleConfig):
-    """The classifier: word embeddings (+ lexicon valence), the pooled recurrent stack, two heads."""
+    """The classifier: what reads the words, the pooled recurrent stack, two heads."""
 
+    ENCODERS = ("words", "minilm")
+    encoder: str = option("minilm", "what reads the words: minilm (the pretrained all-MiniLM-L6-v2 encoder from "
+                                    "PyPI, frozen: its features are computed once, the network above them is "
+                                    "trained) | words (word embeddings trained here, + lexicon valence)")
+    max_pieces: int = option(256, "word pieces the pretrained encoder reads per text ([CLS] and [SEP] included; "
+                                  "the rest is cut, in training and serving)", at_least=3)
+    projection_dim: int = option(128, "width the pretrained features are projected to before the recurrent "
+                                      "stack (0 = none)", at_least=0)
     embedding_dim: int = option(128, "word embedding width", at_least=1)
     lexicon_feature: bool = option(True, "append each token's VADER lexicon valence (frozen) to its embedding")
-    embedding_dropout: float = option(0.5, "dropout on word embeddings", fraction=True)
+    embedding_dropout: float = option(0.5, "dropout on word embeddings (or the pretrained features)", fraction=True)
     polarity_loss_weight: float = option(1.0, "weight of the positive/negative loss beside the 5-class rating loss",
                                          at_least=0)
+
+    def __post_init__(self):
+        super().__post_init__()
+        config.one_of("encoder", self.encoder, self.ENCODERS)
 
 
 @dataclasses.dataclass
@@ -68,13 +80,14 @@ class WideConfig(config.Section):
 
 @dataclasses.dataclass
 class SentimentConfig(config.RecipeConfig):
-    """VADER snippets, BiGRU over words + lexicon valence, max+mean pooling, a 3-member ensemble."""
+    """VADER snippets; the frozen MiniLM encoder's features → BiGRU, max+mean pooling, a 2-member ensemble,
+    stacked with NBSVM. ``--preset words``: the word-embedding BiGRU (no pretrained encoder)."""
 
     data: DataConfig = section(DataConfig, "data source and text handling", num_buckets=6)
     model: ModelConfig = section(ModelConfig, "network", cell="gru", units=128, bidirectional=True, dropout=0.5,
-                                 pooling=["max", "mean"], ensemble_size=3)
+                                 embedding_dropout=0.3, pooling=["max", "mean"], ensemble_size=2)
     serving: ServingConfig = section(ServingConfig, "bounds of the served signature", max_batch_size=1024,
                                      max_request_bytes=4 << 20)
-    train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", learning_rate=5e-4)
+    train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", learning_rate=1e-3)
     wide: WideConfig = section(WideConfig, "NBSVM on the model's n-grams, stacked with the network")
     peers: PeersConfig = section(PeersConfig, "classical peers scored beside the network")

@@ -1,9 +1,10 @@
 """The sentiment network and its serving signature.
 
-Forward pass: text → TextVectorization (in the model, so the export takes strings) → word embedding → shared
-``RecurrentStack`` (BiLSTM by default) → ``MaskedPooling`` over valid steps → two heads: a softmax over the classes
-(ratings 1-5, or the labels of the user's files) and, where the data has one, a positive/negative sigmoid, which is
-stacked with the wide model (NBSVM on word n-grams of the same text, a ``BagLinear``).
+Forward pass: text → TextVectorization (in the model, so the export takes strings) → what reads the words
+(``model.encoder``: trained word embeddings + lexicon valence, or the frozen pretrained MiniLM encoder over the words'
+pieces) → shared ``RecurrentStack`` (BiGRU by default) → ``MaskedPooling`` over valid steps → two heads: a softmax
+over the classes (ratings 1-5, or the labels of the user's files) and, where the data has one, a positive/negative
+sigmoid, which is stacked with the wide model (NBSVM on word n-grams of the same text, a ``BagLinear``).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from zoo.recipes.sentiment.config import DataConfig, ModelConfig, SentimentConfi
 from zoo.serving import checked_strings
 
 NUM_RATINGS = 5
-PUNCTUATION = r"([^\w\s'])"
+PIECES_PER_WORD = 8  # word pieces kept per word for the pretrained encoder (longer words are rare and cut)
+PUNCTUATION = r"([^\p{L}\p{M}\p{N}_\s'])"  # RE2's \w is ASCII-only: it would split "café" into "caf", "é"
 
 
 @keras.saving.register_keras_serializable(package="zoo")
 def standardize_text(text):
-    """Lower-cases and splits punctuation off words, so "great!" gives "great" and "!" (both carry sentiment)."""
+    """Lower-cases and splits punctuation off words, so "great!" gives "great" and "!" (both carry sentiment);
+    letters of any script (accented ones too), digits, "_" and "'" stay in their word."""
     text = tf.strings.lower(text)
     return tf.strings.regex_replace(text, PUNCTUATION, r" \1 ")
 
@@ -49,22 +52,32 @@ def lexicon_valence(vocabulary: list[str], lexicon: dict[str, float]) -> np.ndar
 
 def build_classifier(cfg: ModelConfig, vocab_size: int, valence: np.ndarray | None = None,
                      name: str = "sentiment_classifier", num_classes: int = NUM_RATINGS,
-                     polarity: bool = True) -> keras.Model:
+                     polarity: bool = True, feature_dim: int | None = None) -> keras.Model:
     """Token ids `(batch, time)` (0 = padding, right-padded) → `{"rating": (batch, num_classes)[, "polarity":
     (batch, 1)]}` (the polarity head where the data has a positive/negative target).
 
     With ``cfg.lexicon_feature`` each token's embedding is extended by its frozen lexicon valence ``valence``
     `(vocab_size, 1)`, set after the model is built (so the `.keras` file stores it as a weight).
+
+    With ``feature_dim`` the input is instead a pretrained encoder's output `(batch, time, feature_dim)`, zeros at
+    padded steps (`BertEncoder`'s), projected to ``cfg.projection_dim`` before the recurrent stack.
     """
-    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    mask = keras.ops.not_equal(ids, 0)
-    x = keras.layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")(ids)
-    if cfg.lexicon_feature:
-        lexicon = keras.layers.Embedding(vocab_size, 1, trainable=False, name="lexicon_valence")
-        x = keras.layers.Concatenate(name="with_valence")([x, lexicon(ids)])
-        if valence is not None:
-            lexicon.set_weights([valence])
+    if feature_dim is None:
+        inputs = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        mask = keras.ops.not_equal(inputs, 0)
+        x = keras.layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")(inputs)
+        if cfg.lexicon_feature:
+            lexicon = keras.layers.Embedding(vocab_size, 1, trainable=False, name="lexicon_valence")
+            x = keras.layers.Concatenate(name="with_valence")([x, lexicon(inputs)])
+            if valence is not None:
+                lexicon.set_weights([valence])
+    else:
+        inputs = keras.Input(shape=(None, feature_dim), name="features")
+        mask = keras.ops.any(keras.ops.not_equal(inputs, 0), axis=-1)
+        x = inputs
     x = keras.layers.Dropout(cfg.embedding_dropout, name="embedding_dropout")(x)
+    if feature_dim is not None and cfg.projection_dim:
+        x = keras.layers.Dense(cfg.projection_dim, name="projection")(x)
     x = RecurrentStack(cfg.cell, cfg.units, cfg.num_layers, bidirectional=cfg.bidirectional, dropout=cfg.dropout,
                        residual=cfg.residual, return_sequences=True, name="recurrent_stack")(x, mask=mask)
     x = MaskedPooling(cfg.pooling, name="pooling")(x, mask=mask)
@@ -72,30 +85,37 @@ def build_classifier(cfg: ModelConfig, vocab_size: int, valence: np.ndarray | No
     outputs = {"rating": keras.layers.Dense(num_classes, activation="softmax", name="rating")(x)}
     if polarity:
         outputs["polarity"] = keras.layers.Dense(1, activation="sigmoid", name="polarity")(x)
-    return keras.Model(ids, outputs, name=name)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def build_ensemble(members: list[keras.Model]) -> keras.Model:
     """Averages the probabilities of classifiers trained with different seeds (same inputs and outputs)."""
     if len(members) == 1:
         return members[0]
-    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    outputs = [member(ids) for member in members]
+    spec = members[0].inputs[0]
+    inputs = keras.Input(shape=spec.shape[1:], dtype=spec.dtype, name=members[0].layers[0].name)
+    outputs = [member(inputs) for member in members]
     averaged = {head: keras.layers.Average(name=f"{head}_mean")([o[head] for o in outputs]) for head in outputs[0]}
-    return keras.Model(ids, averaged, name="sentiment_ensemble")
+    return keras.Model(inputs, averaged, name="sentiment_ensemble")
 
 
 def build_text_model(vectorizer: keras.layers.TextVectorization, classifier: keras.Model, max_tokens: int,
-                     wide: tuple | None = None) -> keras.Model:
+                     wide: tuple | None = None, encoder: tuple = ()) -> keras.Model:
     """Strings `(batch,)` → `{"probabilities": (batch, classes)[, "polarity": (batch, 1)]}`; what is saved,
     evaluated and exported.
+
+    ``encoder``: layers applied in turn to the word ids before ``classifier`` (the pretrained encoder's
+    `(WordPieces, BertEncoder)`), none when the classifier reads word ids.
 
     With ``wide = (ngram_vectorizer, bag, stack)`` the polarity is stacked: ``stack`` (a `Dense(1, sigmoid)` on
     `[network logit, wide score]`) of the network's polarity logit and the score that ``bag`` (a fitted
     `BagLinear`) gives the text's n-grams (``ngram_vectorizer``, not cut at ``max_tokens``).
     """
     text = keras.Input(shape=(), dtype="string", name="text")
-    outputs = classifier(vectorizer(text)[:, :max_tokens])
+    x = vectorizer(text)[:, :max_tokens]
+    for layer in encoder:
+        x = layer(x)
+    outputs = classifier(x)
     outputs = {"probabilities" if head == "rating" else head: out for head, out in outputs.items()}
     if wide is not None:
         ngram_vectorizer, bag, stack = wide

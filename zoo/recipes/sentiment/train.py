@@ -8,8 +8,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import pretrained
 from zoo.data.pipeline import bucket_boundaries, bucketed_batches
-from zoo.layers import BagLinear
+from zoo.layers import BagLinear, WordPieces
 from zoo.recipe import Prepared, Recipe
 from zoo.recipes.sentiment import data, model, peers
 from zoo.recipes.sentiment.config import VADER_DOMAINS, SentimentConfig
@@ -32,17 +33,67 @@ def make_vectorizer(cfg: SentimentConfig, train: tf.data.Dataset):
     return vectorizer, model.lexicon_valence(vectorizer.get_vocabulary(), lexicon)
 
 
-def make_datasets(cfg: SentimentConfig, vectorizer, train: tf.data.Dataset, validation: tf.data.Dataset):
-    """Vectorised, length-bucketed train/validation datasets of (ids, targets, weights) and the training size."""
+def make_encoder(cfg: SentimentConfig, vectorizer) -> tuple:
+    """The pretrained encoder's layers for ``vectorizer``'s word ids: ``(WordPieces, BertEncoder)``, the piece
+    table computed by the encoder's own tokenizer; and ``vectorizer`` with the tokenizer's whole words added to its
+    vocabulary (words unseen in training then still reach the encoder as themselves, not as ``[UNK]``)."""
+    spec = pretrained.ENCODERS[cfg.model.encoder]
+    tok = pretrained.tokenizer(spec)
+    vocabulary = vectorizer.get_vocabulary()
+    seen = set(vocabulary)
+    vectorizer = model.make_vectorizer(
+        cfg.data, vocabulary=vocabulary[2:] + [w for w in pretrained.whole_words(tok) if w not in seen])
+    words = vectorizer.get_vocabulary()
+    word_pieces = WordPieces(len(words), model.PIECES_PER_WORD, cfg.model.max_pieces, *pretrained.special_ids(tok),
+                             name="word_pieces")
+    word_pieces.build((None, None))
+    word_pieces.set_weights([pretrained.piece_table(tok, words, model.PIECES_PER_WORD)])
+    return vectorizer, (word_pieces, pretrained.build_encoder(spec, cfg.model.max_pieces))
+
+
+def encoded(examples: tf.data.Dataset, encoder: tuple, batch_size: int = 64) -> tf.data.Dataset:
+    """(word ids, targets, weights) examples → (features, targets, weights): the frozen encoder runs once per text
+    (texts of similar length batched together), and its features are kept in memory as float16."""
+    word_pieces, bert = encoder
+    examples = list(examples.as_numpy_iterator())
+    pieces = []
+    for start in range(0, len(examples), 1024):
+        ids = keras.utils.pad_sequences([ex[0] for ex in examples[start:start + 1024]], padding="post")
+        pieces += [row[row != 0] for row in word_pieces(ids).numpy()]
+    encode = tf.function(bert, reduce_retracing=True)
+    features = [None] * len(pieces)
+    order = np.argsort([len(p) for p in pieces], kind="stable")
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        batch = keras.utils.pad_sequences([pieces[i] for i in rows], padding="post")
+        out = encode(tf.constant(batch)).numpy().astype(np.float16)
+        for row, i in enumerate(rows):
+            features[i] = out[row, :len(pieces[i])]
+    ragged = tf.RaggedTensor.from_row_lengths(np.concatenate(features), [len(f) for f in features])
+    targets = {head: np.array([ex[1][head] for ex in examples]) for head in examples[0][1]}
+    weights = {head: np.array([ex[2][head] for ex in examples], np.float32) for head in examples[0][2]}
+    # A ragged tensor's rows come out as rank-0 ragged tensors, which cannot be padded: the identity map makes
+    # them plain tensors.
+    return tf.data.Dataset.from_tensor_slices((ragged, targets, weights)).map(lambda x, y, w: (x, y, w))
+
+
+def make_datasets(cfg: SentimentConfig, vectorizer, train: tf.data.Dataset, validation: tf.data.Dataset,
+                  encoder: tuple = ()):
+    """Length-bucketed train/validation datasets of (inputs, targets, weights) and the training size; the inputs
+    are word ids, or the pretrained ``encoder``'s features of them (computed here, once)."""
     to_example = data.to_training_example(vectorizer, cfg.data.max_tokens, data.has_polarity(cfg.data))
     train_ds = train.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).cache()
     val_ds = validation.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).cache()
-    lengths = [int(n) for n in train_ds.map(lambda ids, *_: tf.size(ids)).as_numpy_iterator()]
+    if encoder:
+        train_ds, val_ds = encoded(train_ds, encoder), encoded(val_ds, encoder)
+    length_fn = lambda x, *_: tf.shape(x)[0]  # noqa: E731
+    lengths = [int(n) for n in train_ds.map(length_fn).as_numpy_iterator()]
     boundaries = bucket_boundaries(lengths, cfg.data.num_buckets)
-    length_fn = lambda ids, *_: tf.size(ids)  # noqa: E731
     train_ds = bucketed_batches(train_ds.shuffle(len(lengths), seed=cfg.train.seed, reshuffle_each_iteration=True),
                                 length_fn, cfg.train.batch_size, boundaries)
     val_ds = bucketed_batches(val_ds, length_fn, cfg.train.batch_size, boundaries)
+    if encoder:  # float16 in memory, float32 into the network
+        train_ds, val_ds = (ds.map(lambda x, y, w: (tf.cast(x, tf.float32), y, w)) for ds in (train_ds, val_ds))
     return train_ds.prefetch(tf.data.AUTOTUNE), val_ds.prefetch(tf.data.AUTOTUNE), len(lengths)
 
 
@@ -198,28 +249,38 @@ class SentimentRecipe(Recipe):
 
     def prepare(self, cfg, splits):
         vectorizer, valence = make_vectorizer(cfg, splits["train"])
-        train_ds, val_ds, num_train = make_datasets(cfg, vectorizer, splits["train"], splits["validation"])
-        return Prepared(train_ds, val_ds, facts={"training_examples": num_train, "classes": data.class_names(cfg.data),
-                                                 "vocabulary": vectorizer.vocabulary_size()},
-                        state={"vectorizer": vectorizer, "valence": valence})
+        started, encoder = time.time(), ()
+        if cfg.model.encoder != "words":
+            vectorizer, encoder = make_encoder(cfg, vectorizer)
+        train_ds, val_ds, num_train = make_datasets(cfg, vectorizer, splits["train"], splits["validation"], encoder)
+        facts = {"training_examples": num_train, "classes": data.class_names(cfg.data),
+                 "vocabulary": vectorizer.vocabulary_size()}
+        if encoder:
+            facts["encoder"] = {"name": pretrained.ENCODERS[cfg.model.encoder].name,
+                                "parameters": encoder[1].count_params(),
+                                "feature_seconds": round(time.time() - started, 1)}
+        return Prepared(train_ds, val_ds, facts=facts,
+                        state={"vectorizer": vectorizer, "valence": valence, "encoder": encoder})
 
     def build(self, cfg, prepared, member):
-        vectorizer = prepared.state["vectorizer"]
+        vectorizer, encoder = prepared.state["vectorizer"], prepared.state["encoder"]
         classifier = model.build_classifier(cfg.model, vectorizer.vocabulary_size(), prepared.state["valence"],
                                             name=f"classifier_{member}", num_classes=len(data.class_names(cfg.data)),
-                                            polarity=data.has_polarity(cfg.data))
+                                            polarity=data.has_polarity(cfg.data),
+                                            feature_dim=encoder[1].hidden_dim if encoder else None)
         model.compile_classifier(classifier, cfg)
         return classifier
 
     def finalize(self, cfg, prepared, members, splits):
         vectorizer, classifier = prepared.state["vectorizer"], model.build_ensemble(members)
-        deep = model.build_text_model(vectorizer, classifier, cfg.data.max_tokens)
+        encoder = prepared.state["encoder"]
+        deep = model.build_text_model(vectorizer, classifier, cfg.data.max_tokens, encoder=encoder)
         if not (cfg.wide.ngrams and data.has_polarity(cfg.data)):
             return deep
         started = time.time()
         wide, prepared.state["wide"] = fit_wide(cfg, deep, splits)
         prepared.state["wide"]["seconds"] = round(time.time() - started, 1)
-        return model.build_text_model(vectorizer, classifier, cfg.data.max_tokens, wide)
+        return model.build_text_model(vectorizer, classifier, cfg.data.max_tokens, wide, encoder)
 
     def evaluate(self, cfg, text_model, splits, prepared, run_dir):
         metrics, peers_seconds = evaluate(text_model, cfg, splits)
