@@ -319,6 +319,7 @@ def test_default_encoder_trains_on_frozen_minilm_features_and_serves_without_zoo
     assert config.from_dict(SentimentConfig).model.encoder == "minilm"
     cfg = tiny_config(tmp_path, model={"encoder": "minilm", "units": 8, "projection_dim": 16, "max_pieces": 48,
                                        "ensemble_size": 1},
+                      serving={"max_batch_size": 64, "max_request_pieces": 64},
                       train={**TINY["train"], "epochs": 1, "run_dir": str(tmp_path / "run")})
     report = zoo.run(RECIPE, cfg).report
     encoder = report["data"]["encoder"]
@@ -336,3 +337,7 @@ def test_default_encoder_trains_on_frozen_minilm_features_and_serves_without_zoo
     expected = model.make_serving_fn(text_model, cfg.serving, data.class_names(cfg.data))(tf.constant(texts))
     np.testing.assert_allclose(served["probabilities"], expected["probabilities"], atol=1e-4)
     np.testing.assert_allclose(served["polarity"], expected["polarity"], atol=1e-4)
+    # The encoder's cost is bounded per request: 48 pieces of "great" and the texts above are over 64 pieces.
+    serve = tf.saved_model.load(version).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most 64 word pieces.*max_request_pieces"):
+        serve(text=tf.constant(["great " * 100] + texts))

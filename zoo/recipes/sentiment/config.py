@@ -51,6 +51,9 @@ class ServingConfig(config.TextServingConfig):
 
     max_input_bytes: int = option(65536, "bytes of each served string that are read (the rest is ignored)",
                                   at_least=1)
+    max_request_pieces: int = option(32768, "most word pieces the pretrained encoder reads in one request, all "
+                                            "strings together, each counted up to model.max_pieces (a larger "
+                                            "request is refused before the encoder runs)", at_least=1)
 
 
 C_GRID = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]

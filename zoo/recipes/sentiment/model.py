@@ -17,7 +17,7 @@ from zoo import training
 from zoo.layers import BagLinear, MaskedPooling, RecurrentStack
 from zoo.recipes.sentiment import data
 from zoo.recipes.sentiment.config import DataConfig, ModelConfig, SentimentConfig, ServingConfig, WideConfig
-from zoo.serving import checked_strings
+from zoo.serving import checked_strings, gated, within_budget
 
 NUM_RATINGS = 5
 PIECES_PER_WORD = 8  # word pieces kept per word for the pretrained encoder (longer words are rare and cut)
@@ -145,6 +145,7 @@ def make_serving_fn(text_model: keras.Model, cfg: ServingConfig, class_names: tu
     """
     integer = data.integer_classes(class_names)
     classes = tf.constant([int(n) for n in class_names] if integer else list(class_names))
+    layers = {layer.name: layer for layer in text_model.layers}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
@@ -152,6 +153,10 @@ def make_serving_fn(text_model: keras.Model, cfg: ServingConfig, class_names: tu
         # Bound the work per string, then repair any invalid UTF-8 (or a character cut by the bound) to U+FFFD.
         text = tf.strings.substr(text, 0, cfg.max_input_bytes)
         text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
+        if "word_pieces" in layers:  # the pretrained encoder costs per piece: count them (cheaply) before it runs
+            pieces = layers["word_pieces"](layers["text_vectorization"](text))
+            text = gated([within_budget(tf.math.count_nonzero(pieces), cfg.max_request_pieces, "word pieces",
+                                        "max_request_pieces")], text)
         outputs = text_model(text, training=False)
         probabilities = outputs["probabilities"]
         answer = {"rating" if integer else "label": tf.gather(classes, tf.argmax(probabilities, axis=-1)),
