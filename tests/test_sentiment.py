@@ -157,7 +157,7 @@ def test_the_wide_model_in_the_graph_scores_what_was_fitted_and_is_stacked_into_
 def test_nbsvm_learns_which_words_carry_polarity_and_scores_pairs():
     texts = ["good film", "great good fun", "bad film", "awful bad plot", "good plot", "bad fun"] * 5
     labels = [1, 1, 0, 0, 1, 0] * 5
-    nbsvm = peers.NBSVM(C=1.0).fit(texts, labels)
+    nbsvm = peers.nbsvm_bi(1.0).fit(texts, labels)
     assert nbsvm.predict(["a good one", "a bad one", "great!", "awful."]).tolist() == [1, 0, 1, 0]
     assert peers.tfidf_lr(10.0).fit(texts, labels).predict(["so good", "so bad"]).tolist() == [1, 0]
     both = peers.paired_difference(np.array([1, 1, 0, 1]), np.array([1, 0, 0, 0]))

@@ -13,25 +13,21 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 TOKENS = r"(?u)\b\w[\w']*\b|[^\w\s]"  # words (with apostrophes) and single punctuation marks such as "!"
 
 
-class NBSVM:
-    """NBSVM-bi: ``fit(texts, labels)`` (labels 0/1), ``predict(texts)`` → 0/1. ``fit_features`` / ``decision``
-    do the same on a ready binary feature matrix (the zoo's own n-grams: `zoo.recipes.sentiment.train.fit_wide`).
-    After fitting, ``coef`` and ``bias`` score a binary feature row ``x`` as ``x · coef + bias``."""
+class NBSVM(BaseEstimator, ClassifierMixin):
+    """NBSVM's classifier on a binary feature matrix `(examples, features)` with labels 0/1 (a scikit-learn
+    estimator; ``nbsvm_bi`` puts the word n-gram counts in front of it). After fitting, ``coef`` and ``bias`` score
+    a binary feature row ``x`` as ``x · coef + bias`` (the wide model copies them into the graph:
+    `zoo.recipes.sentiment.train.fit_wide`)."""
 
     def __init__(self, C: float = 1.0, beta: float = 0.25, alpha: float = 1.0):
-        from sklearn.feature_extraction.text import CountVectorizer
-
         self.C, self.beta, self.alpha = C, beta, alpha
-        self.vectorizer = CountVectorizer(ngram_range=(1, 2), binary=True, token_pattern=TOKENS, lowercase=True)
 
-    def fit(self, texts, labels) -> "NBSVM":
-        return self.fit_features(self.vectorizer.fit_transform(texts), labels)
-
-    def fit_features(self, x, labels) -> "NBSVM":
+    def fit(self, x, labels) -> "NBSVM":
         from sklearn.svm import LinearSVC
 
         labels = np.asarray(labels)
@@ -43,13 +39,23 @@ class NBSVM:
         # The SVM sees features scaled by the ratio: fold that scale into one weight per feature.
         self.coef = ratio * ((1 - self.beta) * np.abs(w).mean() + self.beta * w)
         self.bias = float(svm.intercept_[0])
+        self.classes_ = np.array([0, 1])
         return self
 
-    def decision(self, x) -> np.ndarray:
+    def decision_function(self, x) -> np.ndarray:
         return np.asarray(x @ self.coef).ravel() + self.bias
 
-    def predict(self, texts) -> np.ndarray:
-        return (self.decision(self.vectorizer.transform(texts)) > 0).astype(np.int64)
+    def predict(self, x) -> np.ndarray:
+        return (self.decision_function(x) > 0).astype(np.int64)
+
+
+def nbsvm_bi(C: float = 1.0, beta: float = 0.25):
+    """NBSVM-bi: binarised word 1-2-gram counts → ``NBSVM`` (a scikit-learn pipeline)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    words = CountVectorizer(ngram_range=(1, 2), binary=True, token_pattern=TOKENS, lowercase=True)
+    return make_pipeline(words, NBSVM(C=C, beta=beta))
 
 
 def tfidf_lr(C: float = 1.0):
@@ -64,26 +70,32 @@ def tfidf_lr(C: float = 1.0):
     return make_pipeline(features, LogisticRegression(C=C, max_iter=2000))
 
 
-PEERS = {"nbsvm_bi": lambda C, cfg: NBSVM(C=C, beta=cfg.nbsvm_beta), "tfidf_lr": lambda C, cfg: tfidf_lr(C)}
+PEERS = {"nbsvm_bi": lambda C, cfg: nbsvm_bi(C, cfg.nbsvm_beta), "tfidf_lr": lambda C, cfg: tfidf_lr(C)}
 BINARY_ONLY = ("nbsvm_bi",)
 
 
 def fit_peers(cfg, train: tuple, validation: tuple) -> dict:
     """Each peer fitted on ``train`` = (texts, integer labels) for every ``cfg.c_grid`` value, the one most accurate
-    on ``validation`` kept (NBSVM only for two classes); returns ``{name: (model, facts)}`` and the seconds each
-    peer's fitting took."""
+    on ``validation`` kept (NBSVM only for two classes); returns ``{name: (pipeline, facts)}`` and the seconds each
+    peer's fitting took. A peer's features do not depend on ``C``: they are fitted once, the classifier per value."""
+    from sklearn.base import clone
+
     fitted, seconds = {}, {}
     binary = set(np.unique(train[1])) <= {0, 1}
     for name, make in PEERS.items():
         if name in BINARY_ONLY and not binary:
             continue
         started, best = time.time(), None
+        pipeline = make(cfg.c_grid[0], cfg)
+        features, classifier = pipeline[:-1], pipeline.steps[-1]
+        x_train, x_val = features.fit_transform(train[0]), features.transform(validation[0])
         for C in cfg.c_grid:
-            peer = make(C, cfg).fit(*train)
-            accuracy = float((peer.predict(validation[0]) == validation[1]).mean())
+            fitted_classifier = clone(classifier[1]).set_params(C=C).fit(x_train, train[1])
+            accuracy = float((fitted_classifier.predict(x_val) == validation[1]).mean())
             if best is None or accuracy > best[1]:
-                best = (peer, accuracy, C)
-        fitted[name] = (best[0], {"C": best[2], "validation_accuracy": round(best[1], 4)})
+                best = (fitted_classifier, accuracy, C)
+        pipeline.steps[-1] = (classifier[0], best[0])
+        fitted[name] = (pipeline, {"C": best[2], "validation_accuracy": round(best[1], 4)})
         seconds[name] = round(time.time() - started, 1)
     return fitted, seconds
 

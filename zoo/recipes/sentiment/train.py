@@ -134,13 +134,13 @@ def fit_wide(cfg: SentimentConfig, deep_model: keras.Model, splits: dict) -> tup
     x_train, x_val = (ngram_features(ngram_vectorizer, texts) for texts, _ in (train, validation))
     best = None
     for C in cfg.wide.c_grid:
-        nbsvm = peers.NBSVM(C=C, beta=cfg.wide.beta).fit_features(x_train, train[1])
-        accuracy = float(((nbsvm.decision(x_val) > 0) == validation[1]).mean())
+        nbsvm = peers.NBSVM(C=C, beta=cfg.wide.beta).fit(x_train, train[1])
+        accuracy = float((nbsvm.predict(x_val) == validation[1]).mean())
         if best is None or accuracy > best[1]:
             best = (nbsvm, accuracy, C)
     nbsvm, wide_accuracy, C = best
     deep = np.clip(predict_texts(deep_model, validation[0])["polarity"][:, 0], 1e-7, 1 - 1e-7)
-    features = np.stack([np.log(deep) - np.log(1 - deep), nbsvm.decision(x_val)], axis=-1)
+    features = np.stack([np.log(deep) - np.log(1 - deep), nbsvm.decision_function(x_val)], axis=-1)
     stacker = LogisticRegression().fit(features, validation[1])
     bag = BagLinear(ngram_vectorizer.vocabulary_size(), name="wide_ngrams")
     bag.build((None, None))
