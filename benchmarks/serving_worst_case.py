@@ -62,6 +62,9 @@ def worst_request(recipe: str, cfg: dict, rng, signature: str = "serving_default
             texts = np.array([text] * count, dtype=object)
             return {"text": texts[:1]}, {"text": texts}, f"{count} texts of {s['max_source_pieces']} pieces"
         count = min(s["max_batch_size"], s["max_request_bytes"] // per_item)
+        if cfg["model"].get("encoder", "words") != "words":  # sentiment's pretrained encoder: fill its piece budget
+            count = min(s["max_batch_size"], s["max_request_pieces"] // cfg["model"]["max_pieces"])
+            per_item = min(per_item, s["max_request_bytes"] // count)
         texts = np.array([words(rng, per_item) for _ in range(count)], dtype=object)
         return {"text": texts[:1]}, {"text": texts}, f"{count} texts of {per_item} bytes"
     if recipe == "dna":
