@@ -135,6 +135,7 @@ def test_end_to_end_run_reports_held_out_metrics(trained):
     assert "Classical peers" in RECIPE.summary(report) and "nbsvm_bi" in RECIPE.summary(report)
     wide = report["wide"]  # the wide half, its C and the stacking chosen on the validation split
     assert wide["C"] in (0.1, 1.0) and wide["ngrams"] > cfg.data.vocab_size // 2
+    assert list(wide["stack_weights"]) == ["network", "wide", "rating"]
     accuracy = wide["validation_binary_accuracy"]
     assert set(accuracy) == {"network", "wide", "stacked"} and all(0 <= a <= 1 for a in accuracy.values())
     assert accuracy["wide"] > 0.5  # NBSVM learns something even from 600 snippets

@@ -107,9 +107,9 @@ def build_text_model(vectorizer: keras.layers.TextVectorization, classifier: ker
     ``encoder``: layers applied in turn to the word ids before ``classifier`` (the pretrained encoder's
     `(WordPieces, BertEncoder)`), none when the classifier reads word ids.
 
-    With ``wide = (ngram_vectorizer, bag, stack)`` the polarity is stacked: ``stack`` (a `Dense(1, sigmoid)` on
-    `[network logit, wide score]`) of the network's polarity logit and the score that ``bag`` (a fitted
-    `BagLinear`) gives the text's n-grams (``ngram_vectorizer``, not cut at ``max_tokens``).
+    With ``wide = (ngram_vectorizer, bag, stack)`` the polarity is stacked: ``stack`` (a `Dense(1, sigmoid)`) on
+    ``stack_features``: the network's two views of the polarity and the score that ``bag`` (a fitted `BagLinear`)
+    gives the text's n-grams (``ngram_vectorizer``, not cut at ``max_tokens``).
     """
     text = keras.Input(shape=(), dtype="string", name="text")
     x = vectorizer(text)[:, :max_tokens]
@@ -119,10 +119,25 @@ def build_text_model(vectorizer: keras.layers.TextVectorization, classifier: ker
     outputs = {"probabilities" if head == "rating" else head: out for head, out in outputs.items()}
     if wide is not None:
         ngram_vectorizer, bag, stack = wide
-        p = keras.ops.clip(outputs["polarity"], 1e-7, 1 - 1e-7)
-        logit = keras.ops.log(p) - keras.ops.log(1 - p)
-        outputs["polarity"] = stack(keras.ops.concatenate([logit, bag(ngram_vectorizer(text))], axis=-1))
+        outputs["polarity"] = stack(stack_features(outputs["polarity"], outputs["probabilities"],
+                                                   bag(ngram_vectorizer(text))))
     return keras.Model(text, outputs, name="sentiment")
+
+
+STACKED = ("network", "wide", "rating")  # the stacker's inputs, in order
+
+
+def stack_features(polarity, rating, wide_score):
+    """`(batch, 3)` inputs of the polarity stacker (``STACKED``): the network's polarity logit, the wide model's
+    score and the log-odds of the network's rating head for a positive (4-5) over a negative (1-2) rating — the
+    rating head is trained on the 5-way target and adds what the polarity head alone misses. Arguments `(batch, 1)`,
+    `(batch, 5)`, `(batch, 1)`; tensors or NumPy arrays."""
+    ops = keras.ops
+    p = ops.clip(ops.cast(polarity, "float32"), 1e-7, 1 - 1e-7)
+    rating = ops.clip(ops.cast(rating, "float32"), 1e-7, 1)
+    positive, negative = ops.sum(rating[:, 3:], axis=-1, keepdims=True), ops.sum(rating[:, :2], axis=-1, keepdims=True)
+    return ops.concatenate([ops.log(p) - ops.log(1 - p), ops.cast(wide_score, "float32"),
+                            ops.log(positive) - ops.log(negative)], axis=-1)
 
 
 def compile_classifier(classifier: keras.Model, cfg: SentimentConfig) -> None:

@@ -124,7 +124,8 @@ def ngram_features(ngram_vectorizer, texts: np.ndarray, batch_size: int = 1024):
 def fit_wide(cfg: SentimentConfig, deep_model: keras.Model, splits: dict) -> tuple[tuple, dict]:
     """The wide model and its stacking with ``deep_model``'s polarity: NBSVM (``peers.NBSVM``, ``C`` from
     ``cfg.wide.c_grid`` by validation accuracy) on the n-gram ids of the training texts, then a logistic regression
-    on `[network logit, NBSVM score]` fitted on the validation split. Returns the layers for
+    on ``model.stack_features`` (the network's polarity logit and rating log-odds, the NBSVM score) fitted on the
+    validation split. Returns the layers for
     `model.build_text_model` and what was chosen, with each part's validation accuracy."""
     from sklearn.linear_model import LogisticRegression
 
@@ -139,20 +140,20 @@ def fit_wide(cfg: SentimentConfig, deep_model: keras.Model, splits: dict) -> tup
         if best is None or accuracy > best[1]:
             best = (nbsvm, accuracy, C)
     nbsvm, wide_accuracy, C = best
-    deep = np.clip(predict_texts(deep_model, validation[0])["polarity"][:, 0], 1e-7, 1 - 1e-7)
-    features = np.stack([np.log(deep) - np.log(1 - deep), nbsvm.decision_function(x_val)], axis=-1)
+    deep = predict_texts(deep_model, validation[0])
+    features = np.asarray(model.stack_features(deep["polarity"], deep["probabilities"],
+                                               nbsvm.decision_function(x_val)[:, None]))
     stacker = LogisticRegression().fit(features, validation[1])
     bag = BagLinear(ngram_vectorizer.vocabulary_size(), name="wide_ngrams")
     bag.build((None, None))
     bag.set_weights([nbsvm.coef.astype(np.float32), np.float32(nbsvm.bias)])
     stack = keras.layers.Dense(1, activation="sigmoid", name="polarity_stack")
-    stack.build((None, 2))
+    stack.build((None, len(model.STACKED)))
     stack.set_weights([stacker.coef_.T.astype(np.float32), stacker.intercept_.astype(np.float32)])
     facts = {"ngrams": ngram_vectorizer.vocabulary_size(), "C": C,
-             "stack_weights": {"network": round(float(stacker.coef_[0, 0]), 4),
-                               "wide": round(float(stacker.coef_[0, 1]), 4)},
+             "stack_weights": {name: round(float(w), 4) for name, w in zip(model.STACKED, stacker.coef_[0])},
              "validation_binary_accuracy": {
-                 "network": round(float(((deep > 0.5) == validation[1]).mean()), 4),
+                 "network": round(float(((deep["polarity"][:, 0] > 0.5) == validation[1]).mean()), 4),
                  "wide": round(wide_accuracy, 4),
                  "stacked": round(float((stacker.predict(features) == validation[1]).mean()), 4)}}
     return (ngram_vectorizer, bag, stack), facts
