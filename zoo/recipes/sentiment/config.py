@@ -34,8 +34,9 @@ class ModelConfig(config.PooledRecurrentConfig, config.EnsembleConfig):
                                   "the rest is cut, in training and serving)", at_least=3)
     projection_dim: int = option(128, "width the pretrained features are projected to before the recurrent "
                                       "stack (0 = none)", at_least=0)
-    embedding_dim: int = option(128, "word embedding width", at_least=1)
-    lexicon_feature: bool = option(True, "append each token's VADER lexicon valence (frozen) to its embedding")
+    embedding_dim: int = option(128, "word embedding width (encoder words)", at_least=1)
+    lexicon_feature: bool = option(True, "append each token's VADER lexicon valence (frozen) to its embedding "
+                                          "(encoder words)")
     embedding_dropout: float = option(0.5, "dropout on word embeddings (or the pretrained features)", fraction=True)
     polarity_loss_weight: float = option(1.0, "weight of the positive/negative loss beside the 5-class rating loss",
                                          at_least=0)
