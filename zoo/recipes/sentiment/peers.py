@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 TOKENS = r"(?u)\b\w[\w']*\b|[^\w\s]"  # words (with apostrophes) and single punctuation marks such as "!"
 
@@ -74,28 +74,34 @@ PEERS = {"nbsvm_bi": lambda C, cfg: nbsvm_bi(C, cfg.nbsvm_beta), "tfidf_lr": lam
 BINARY_ONLY = ("nbsvm_bi",)
 
 
+def best_c(classifier, c_grid: list[float], train: tuple, validation: tuple) -> tuple:
+    """``classifier`` (a scikit-learn estimator with a ``C``) fitted on ``train`` = (features, labels) for each value
+    of ``c_grid``; returns the one most accurate on ``validation``, its accuracy and its ``C``."""
+    best = None
+    for C in c_grid:
+        fitted = clone(classifier).set_params(C=C).fit(*train)
+        accuracy = float((fitted.predict(validation[0]) == validation[1]).mean())
+        if best is None or accuracy > best[1]:
+            best = (fitted, accuracy, C)
+    return best
+
+
 def fit_peers(cfg, train: tuple, validation: tuple) -> dict:
     """Each peer fitted on ``train`` = (texts, integer labels) for every ``cfg.c_grid`` value, the one most accurate
     on ``validation`` kept (NBSVM only for two classes); returns ``{name: (pipeline, facts)}`` and the seconds each
     peer's fitting took. A peer's features do not depend on ``C``: they are fitted once, the classifier per value."""
-    from sklearn.base import clone
-
     fitted, seconds = {}, {}
     binary = set(np.unique(train[1])) <= {0, 1}
     for name, make in PEERS.items():
         if name in BINARY_ONLY and not binary:
             continue
-        started, best = time.time(), None
+        started = time.time()
         pipeline = make(cfg.c_grid[0], cfg)
-        features, classifier = pipeline[:-1], pipeline.steps[-1]
+        features, (step, classifier) = pipeline[:-1], pipeline.steps[-1]
         x_train, x_val = features.fit_transform(train[0]), features.transform(validation[0])
-        for C in cfg.c_grid:
-            fitted_classifier = clone(classifier[1]).set_params(C=C).fit(x_train, train[1])
-            accuracy = float((fitted_classifier.predict(x_val) == validation[1]).mean())
-            if best is None or accuracy > best[1]:
-                best = (fitted_classifier, accuracy, C)
-        pipeline.steps[-1] = (classifier[0], best[0])
-        fitted[name] = (pipeline, {"C": best[2], "validation_accuracy": round(best[1], 4)})
+        classifier, accuracy, C = best_c(classifier, cfg.c_grid, (x_train, train[1]), (x_val, validation[1]))
+        pipeline.steps[-1] = (step, classifier)
+        fitted[name] = (pipeline, {"C": C, "validation_accuracy": round(accuracy, 4)})
         seconds[name] = round(time.time() - started, 1)
     return fitted, seconds
 

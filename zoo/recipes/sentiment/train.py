@@ -133,13 +133,8 @@ def fit_wide(cfg: SentimentConfig, deep_model: keras.Model, splits: dict) -> tup
     ngram_vectorizer = model.make_ngram_vectorizer(cfg.wide)
     ngram_vectorizer.adapt(tf.data.Dataset.from_tensor_slices(train[0].astype(str)).batch(1024))
     x_train, x_val = (ngram_features(ngram_vectorizer, texts) for texts, _ in (train, validation))
-    best = None
-    for C in cfg.wide.c_grid:
-        nbsvm = peers.NBSVM(C=C, beta=cfg.wide.beta).fit(x_train, train[1])
-        accuracy = float((nbsvm.predict(x_val) == validation[1]).mean())
-        if best is None or accuracy > best[1]:
-            best = (nbsvm, accuracy, C)
-    nbsvm, wide_accuracy, C = best
+    nbsvm, wide_accuracy, C = peers.best_c(peers.NBSVM(beta=cfg.wide.beta), cfg.wide.c_grid, (x_train, train[1]),
+                                           (x_val, validation[1]))
     deep = predict_texts(deep_model, validation[0])
     features = np.asarray(model.stack_features(deep["polarity"], deep["probabilities"],
                                                nbsvm.decision_function(x_val)[:, None]))
