@@ -92,6 +92,6 @@ class SentimentConfig(config.RecipeConfig):
                                  embedding_dropout=0.3, pooling=["max", "mean"], ensemble_size=2)
     serving: ServingConfig = section(ServingConfig, "bounds of the served signature", max_batch_size=1024,
                                      max_request_bytes=4 << 20)
-    train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", learning_rate=1e-3)
+    train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory")
     wide: WideConfig = section(WideConfig, "NBSVM on the model's n-grams, stacked with the network")
     peers: PeersConfig = section(PeersConfig, "classical peers scored beside the network")
