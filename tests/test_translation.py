@@ -117,6 +117,42 @@ def test_keras_file_round_trip(translator, tmp_path):
         np.testing.assert_array_equal(reloaded.translate(text, width, 7)[0], translator.translate(text, width, 7)[0])
 
 
+
+@pytest.mark.parametrize("tie_embeddings", [False, True])
+def test_sampled_softmax_estimates_the_full_loss_and_trains(tie_embeddings):
+    keras.utils.set_random_seed(0)
+    candidates = 50000
+    cfg = config.from_dict(TranslationConfig, TINY, model={**TINY["model"], "sampled_softmax": candidates,
+                                                           "tie_embeddings": tie_embeddings})
+    translator = model.build_translator(
+        cfg, model.build_vocabulary(tf.data.Dataset.from_tensor_slices(SOURCES), 10, True),
+        model.build_vocabulary(tf.data.Dataset.from_tensor_slices(TARGETS), 10, False))
+    vocab = translator.target_vocabulary_size
+    proposal = np.random.default_rng(0).uniform(0.5, 2.0, vocab)
+    translator.set_candidate_frequencies(proposal, distortion=1.0)
+    source, target_in = batch(translator, SOURCES, TARGETS)
+    target = translator.target_tokenizer(tf.constant(TARGETS))
+    target = tf.concat([target, tf.fill([len(TARGETS), 1], model.EOS)], axis=1).to_tensor()
+    weights = tf.cast(target > 0, tf.float32)
+
+    def full_loss():
+        per_token = keras.losses.sparse_categorical_crossentropy(target, translator((source, target_in)), True)
+        return float(tf.reduce_sum(per_token * weights) / tf.reduce_sum(weights))
+
+    # Each true logit is corrected by log(candidates * q(true piece)), as the sampled ones are: with many
+    # candidates the sampled loss is the full cross-entropy plus the mean of that correction.
+    q = proposal / proposal.sum()
+    correction = np.log(candidates * q[target.numpy()[weights.numpy() > 0]]).mean()
+    sampled = translator.sampled_loss(translator.features((source, target_in)), target, weights)
+    assert float(sampled) - correction == pytest.approx(full_loss(), abs=0.05)
+
+    model.compile_translator(translator, cfg)
+    before = full_loss()
+    history = translator.fit((source, target_in), target, sample_weight=weights, epochs=20, verbose=0)
+    assert list(history.history) == ["loss"]  # the training accuracy would need the full softmax
+    assert full_loss() < before - 0.1
+
+
 @pytest.mark.parametrize("override, name", [
     ({"model": {"attention": "dot"}}, "model.attention"),
     ({"model": {"units": 15}}, "model.units"),

@@ -42,6 +42,11 @@ class ModelConfig(config.RecurrentConfig):
     attention_units: int = option(128, "hidden width of the bahdanau score", at_least=1)
     tie_embeddings: bool = option(False, "score decoder outputs against the target embeddings (tied output layer, "
                                          "half the output layer's cost) instead of a separate output matrix")
+    sampled_softmax: int = option(1024, "training scores each target piece against this many candidate pieces "
+                                        "drawn from the training targets' frequencies (sampled softmax: the output "
+                                        "layer costs a fraction of the full vocabulary's); 0 = full softmax. "
+                                        "Validation, decoding and serving always use the full softmax",
+                                  at_least=0)
 
     def __post_init__(self):
         super().__post_init__()
@@ -83,7 +88,7 @@ class TranslationConfig(config.RecipeConfig):
     model: ModelConfig = section(ModelConfig, "network", units=256)
     decode: DecodeConfig = section(DecodeConfig, "greedy and beam-search decoding")
     serving: ServingConfig = section(ServingConfig, "bounds of the served signatures", max_batch_size=256)
-    train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", epochs=1,
+    train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", epochs=5,
                                         early_stopping_patience=5)
 
     def __post_init__(self):

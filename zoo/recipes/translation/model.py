@@ -152,6 +152,9 @@ class Translator(keras.Model):
         tie_embeddings: bool. Score outputs against the target embeddings instead of a separate output matrix.
         length_ratio, length_offset: float, int. Decoding stops at `</s>` or after `length_ratio * source pieces +
             length_offset` pieces, whichever comes first (and never after the `max_length` a caller gives).
+        sampled_softmax: int. Training scores each target piece against this many candidate pieces drawn from
+            `candidate_frequencies` (sampled softmax, Jean et al. 2015) instead of the whole vocabulary; 0 trains
+            with the full softmax. Evaluation, decoding and serving always use the full softmax.
 
     Call args (training): a tuple `(source_ids, target_in_ids)`, int `(batch, source_time)` and
     `(batch, target_time)`, right-padded with 0; `target_in_ids` starts with `<s>`.
@@ -162,12 +165,17 @@ class Translator(keras.Model):
 
     def __init__(self, source_vocabulary, target_vocabulary, embedding_dim=128, cell="lstm", units=256,
                  encoder_layers=1, attention="luong", attention_units=128, dropout=0.2, length_penalty=1.0,
-                 length_ratio=2.0, length_offset=10, residual=False, tie_embeddings=False, **kwargs):
+                 length_ratio=2.0, length_offset=10, residual=False, tie_embeddings=False, sampled_softmax=0,
+                 **kwargs):
         super().__init__(**kwargs)
+        if sampled_softmax < 0:
+            raise ValueError(f"sampled_softmax must be >= 0, got {sampled_softmax}")
         self.hyperparameters = dict(embedding_dim=embedding_dim, cell=cell, units=units, encoder_layers=encoder_layers,
                                     attention=attention, attention_units=attention_units, dropout=dropout,
                                     length_penalty=length_penalty, length_ratio=length_ratio,
-                                    length_offset=length_offset, residual=residual, tie_embeddings=tie_embeddings)
+                                    length_offset=length_offset, residual=residual, tie_embeddings=tie_embeddings,
+                                    sampled_softmax=sampled_softmax)
+        self.sampled_softmax = sampled_softmax
         self.cell_type, self.units = cell, units
         self.length_penalty, self.length_ratio, self.length_offset = length_penalty, length_ratio, length_offset
         self.source_tokenizer = Tokenizer(source_vocabulary, lowercase=True, name="source_tokenizer")
@@ -197,10 +205,19 @@ class Translator(keras.Model):
         self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
         self.projection = (TiedProjection(self.target_embedding, name="projection") if tie_embeddings
                            else keras.layers.Dense(len(target_vocabulary), name="projection"))
+        if sampled_softmax:
+            # The sampler's state is a variable, so a resumed run draws the candidates an uninterrupted one would.
+            self.candidate_seed = keras.random.SeedGenerator(0, name="candidate_seed")
 
     def build(self, input_shape=None):
         # Every sublayer is built by one forward pass on a tiny batch, whatever shape the caller names.
         self.call((tf.ones((1, 2), tf.int32), tf.ones((1, 2), tf.int32)))
+        if self.sampled_softmax:
+            # log of the proposal the candidates are drawn from; `set_candidate_frequencies` sets it from the
+            # training targets (uniform until then). A weight, so saved and restored with the model.
+            self.candidate_log_probs = self.add_weight(
+                shape=(self.target_vocabulary_size,), trainable=False, name="candidate_log_probs",
+                initializer=keras.initializers.Constant(-np.log(self.target_vocabulary_size)))
         self.built = True
 
     def get_build_config(self):
@@ -226,25 +243,72 @@ class Translator(keras.Model):
         return memory, mask, states
 
     def attend(self, outputs, memory, mask, keys, training=None):
-        """Decoder outputs `(batch, time, units)` → logits `(batch, time, vocab)` and attention weights; `keys` is
-        `attention.project_memory(memory)` or None."""
+        """Decoder outputs `(batch, time, units)` → the output layer's input `(batch, time, width)` and attention
+        weights; `keys` is `attention.project_memory(memory)` or None."""
         context, weights = self.attention(outputs, memory, mask=mask, keys=keys)
         hidden = self.combine(tf.concat([outputs, context], axis=-1))
-        return self.projection(self.output_dropout(hidden, training=training)), weights
+        return self.output_dropout(hidden, training=training), weights
 
-    def call(self, inputs, training=None):
+    def features(self, inputs, training=None):
+        """Teacher-forced `(source_ids, target_in_ids)` → the output layer's input `(batch, target_time, width)`."""
         source_ids, target_in = inputs
         memory, mask, states = self.encode(source_ids, training=training)
         x = self.embedding_dropout(self.target_embedding(target_in), training=training)
         outputs = self.decoder(x, mask=tf.not_equal(target_in, PAD), initial_state=states, training=training)
         return self.attend(outputs, memory, mask, None, training=training)[0]
 
+    def call(self, inputs, training=None):
+        return self.projection(self.features(inputs, training=training))
+
     def step(self, tokens, states, memory, mask, keys):
         """One decoding step: previous tokens `(n,)` → log-probabilities `(n, vocab)`, new states, weights `(n, S)`."""
         output, states = self.decoder.cell(self.target_embedding(tokens), list(states))
         states = list(states)
-        logits, weights = self.attend(output[:, tf.newaxis], memory, mask, keys)
-        return tf.nn.log_softmax(logits[:, 0]), states, weights[:, 0]
+        hidden, weights = self.attend(output[:, tf.newaxis], memory, mask, keys)
+        return tf.nn.log_softmax(self.projection(hidden)[:, 0]), states, weights[:, 0]
+
+    # -- training with a sampled softmax -------------------------------------------------------------------------
+
+    def set_candidate_frequencies(self, frequencies, distortion=0.75):
+        """Draw training candidates from `frequencies ** distortion` (word2vec's flattening, so rarer pieces are
+        drawn too) of the target pieces `(vocab,)`."""
+        weights = np.power(np.asarray(frequencies, np.float64), distortion)
+        self.candidate_log_probs.assign(np.log(weights / weights.sum()).astype(np.float32))
+
+    def sampled_loss(self, hidden, targets, weights):
+        """Mean sampled-softmax cross-entropy of the weighted target pieces: each real piece against
+        `sampled_softmax` candidates drawn (with replacement) from the proposal, logits corrected by the log of
+        their expected count, so its gradient estimates the full softmax's."""
+        real = tf.reshape(weights, [-1]) > 0  # padding costs no work
+        hidden = tf.boolean_mask(tf.reshape(hidden, [-1, tf.shape(hidden)[-1]]), real)
+        labels = tf.cast(tf.boolean_mask(tf.reshape(targets, [-1]), real), tf.int64)
+        token_weights = tf.boolean_mask(tf.reshape(tf.cast(weights, tf.float32), [-1]), real)
+        log_q = self.candidate_log_probs.value
+        sampled = tf.cast(keras.random.categorical(log_q[tf.newaxis], self.sampled_softmax,
+                                                   seed=self.candidate_seed)[0], tf.int64)
+        expected = lambda ids: self.sampled_softmax * tf.exp(tf.gather(log_q, ids))  # noqa: E731
+        if isinstance(self.projection, TiedProjection):
+            classes, bias = self.target_embedding.embeddings, self.projection.bias
+        else:
+            classes, bias = tf.transpose(self.projection.kernel), self.projection.bias
+        losses = tf.nn.sampled_softmax_loss(
+            classes, bias, labels[:, tf.newaxis], hidden, self.sampled_softmax, self.target_vocabulary_size,
+            sampled_values=(sampled, expected(labels)[:, tf.newaxis], expected(sampled)))
+        return tf.reduce_sum(losses * token_weights) / tf.maximum(tf.reduce_sum(token_weights), 1.0)
+
+    def train_step(self, data):
+        if not self.sampled_softmax:
+            return super().train_step(data)
+        inputs, targets, weights = data
+        with tf.GradientTape() as tape:
+            loss = self.sampled_loss(self.features(inputs, training=True), targets, weights)
+            # Gradients are summed over replicas, so each replica's loss is its share (as Keras scales its own).
+            scaled = self.optimizer.scale_loss(loss / tf.distribute.get_strategy().num_replicas_in_sync)
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, self.trainable_weights), self.trainable_weights))
+        # Keras' own loss tracker (what its train_step updates), so "loss" is one metric in training and
+        # evaluation; the training accuracy would need the full softmax, so only the loss is logged.
+        self._loss_tracker.update_state(loss, sample_weight=tf.reduce_sum(weights))
+        return {"loss": self._loss_tracker.result()}
 
     # -- decoding -----------------------------------------------------------------------------------------------
 
@@ -370,10 +434,12 @@ def build_translator(cfg: TranslationConfig, source_vocabulary: list[str], targe
                             attention_units=m.attention_units, dropout=m.dropout,
                             length_penalty=cfg.decode.length_penalty, length_ratio=cfg.decode.length_ratio,
                             length_offset=cfg.decode.length_offset, tie_embeddings=m.tie_embeddings,
-                            name="translator")
+                            sampled_softmax=m.sampled_softmax, name="translator")
     translator.build()
     if target_frequencies is not None:
         translator.projection.bias.assign(np.log(target_frequencies).astype(np.float32))
+        if m.sampled_softmax:
+            translator.set_candidate_frequencies(target_frequencies)
     return translator
 
 
@@ -383,6 +449,12 @@ def compile_translator(translator: Translator, cfg: TranslationConfig) -> None:
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
+    if translator.sampled_softmax:
+        # Keras builds the compiled metrics in its own train_step; the sampled one never calls them, so build
+        # them here (on one tiny batch) before fit reads their results at the end of an epoch.
+        x = (tf.ones((1, 2), tf.int32), tf.ones((1, 2), tf.int32))
+        translator.compute_metrics(x, x[1], translator(x), sample_weight=tf.ones((1, 2)))
+        translator.reset_metrics()
 
 
 # Unicode separators and format characters that render as nothing (ZWSP, word joiner, BOM) count as blank.
