@@ -153,8 +153,9 @@ class Translator(keras.Model):
         length_ratio, length_offset: float, int. Decoding stops at `</s>` or after `length_ratio * source pieces +
             length_offset` pieces, whichever comes first (and never after the `max_length` a caller gives).
         sampled_softmax: int. Training scores each target piece against this many candidate pieces drawn from
-            `candidate_frequencies` (sampled softmax, Jean et al. 2015) instead of the whole vocabulary; 0 trains
-            with the full softmax. Evaluation, decoding and serving always use the full softmax.
+            the proposal that `set_candidate_frequencies` sets (uniform until then) instead of the whole
+            vocabulary (sampled softmax, Jean et al. 2015); 0 trains with the full softmax. Evaluation, decoding and
+            serving always use the full softmax.
 
     Call args (training): a tuple `(source_ids, target_in_ids)`, int `(batch, source_time)` and
     `(batch, target_time)`, right-padded with 0; `target_in_ids` starts with `<s>`.
