@@ -117,7 +117,6 @@ def test_keras_file_round_trip(translator, tmp_path):
         np.testing.assert_array_equal(reloaded.translate(text, width, 7)[0], translator.translate(text, width, 7)[0])
 
 
-
 @pytest.mark.parametrize("tie_embeddings", [False, True])
 def test_sampled_softmax_estimates_the_full_loss_and_trains(tie_embeddings):
     keras.utils.set_random_seed(0)
