@@ -31,9 +31,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import config, recipe, training
+from zoo import recipe, training
 from zoo.layers import MaskedPooling, RecurrentStack
-from zoo.recipes.sentiment.config import SentimentConfig
 from zoo.recipes.sentiment.train import RECIPE
 
 EMBEDDING, UNITS, CLASSES = 128, 128, 5
@@ -41,7 +40,8 @@ EMBEDDING, UNITS, CLASSES = 128, 128, 5
 
 def recipe_batches(limit: int):
     """The sentiment recipe's first epoch of training batches as (ids `(batch, time)`, lengths, rating) arrays."""
-    cfg = config.from_dict(SentimentConfig, model={"ensemble_size": 1})
+    # The word model's batches (token ids): the default sentiment model reads pretrained encoder features instead.
+    cfg = RECIPE.configure(preset="words", overrides={"model": {"ensemble_size": 1}})
     keras.utils.set_random_seed(cfg.train.seed)
     prepared = RECIPE.prepare(cfg, recipe.load_splits(RECIPE, cfg))
     batches = []
