@@ -29,7 +29,8 @@ class DataConfig(config.FileSourceConfig, files="your GenBank or GFF3 files with
 
 @dataclasses.dataclass
 class ModelConfig(config.RecurrentConfig):
-    """The DanQ-style network under the gene-structure CRF: Conv1D motif detectors, the recurrent stack."""
+    """Counted content and site models and the DanQ-style network (Conv1D motif detectors, the recurrent stack)
+    under the gene-structure CRF."""
 
     conv_filters: int = option(64, "motif detectors (Conv1D filters) per convolution layer", at_least=1)
     conv_kernel: int = option(19, "width in bases of every convolution", at_least=1)
@@ -39,8 +40,14 @@ class ModelConfig(config.RecurrentConfig):
     kmer_size: int = option(6, "bases per k-mer (codon usage: 6 = two codons) whose embedding joins each base's "
                                "one-hot input", choices=range(1, 9))
     kmer_dim: int = option(16, "size of the k-mer embedding (0: one-hot bases only)", at_least=0)
-    emission_loss_weight: float = option(1.0, "weight of the per-base cross-entropy of the emission scores added to "
-                                              "the CRF loss (keeps early training off the all-intergenic path)",
+    content_order: int = option(4, "context bases of the counted Markov chains (coding by codon position, intron, "
+                                   "intergenic) whose log-probabilities join the emission scores (0: none)",
+                                choices=range(0, 7))
+    site_models: bool = option(True, "add counted donor, acceptor and start-codon weight matrices' log-odds to the "
+                                     "grammar's transitions")
+    emission_loss_weight: float = option(0.0, "weight of the per-base cross-entropy of the emission scores added to "
+                                              "the CRF loss (without the counted models it keeps early training off "
+                                              "the all-intergenic path; with them it distorts their likelihoods)",
                                          at_least=0.0)
     min_intron_length: int = option(0, "shortest intron the decoder allows, in bases (0: the shortest intron of the "
                                        "training annotation; 1: no limit)", at_least=0)
@@ -69,11 +76,12 @@ class ServingConfig(config.ServingConfig):
 
 @dataclasses.dataclass
 class DnaConfig(config.RecipeConfig):
-    """AUGUSTUS tutorial fly genes, Conv1D motifs → BiLSTM → gene-structure CRF, a k-mer baseline beside it."""
+    """AUGUSTUS tutorial fly genes, counted gene-finder scores + Conv1D motifs → BiLSTM → gene-structure CRF, a
+    k-mer baseline beside it."""
 
     data: DataConfig = section(DataConfig, "data source and windows")
     model: ModelConfig = section(ModelConfig, "network", units=64, num_layers=2)
     baseline: BaselineConfig = section(BaselineConfig, "k-mer logistic-regression baseline")
     serving: ServingConfig = section(ServingConfig, "bounds of the served signature")
-    train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", epochs=8,
-                                        batch_size=32, learning_rate=0.002, early_stopping_patience=4)
+    train: config.TrainConfig = section(config.TrainConfig, "optimisation and run directory", epochs=3,
+                                        batch_size=32, learning_rate=0.0003, early_stopping_patience=4)

@@ -127,9 +127,11 @@ def signal_matches(ids, signal: Signal):
     return tf.reduce_any(tf.reduce_all(equal, axis=-1), axis=-1)
 
 
-def step_transitions(ids):
+def step_transitions(ids, signal_scores=None):
     """float32 `(batch, time, K, K)`: 0 where the grammar and the bases allow `from → to` into step `t`, else
-    `FORBIDDEN` (step 0's entry is unused: nothing transitions into the first step)."""
+    `FORBIDDEN` (step 0's entry is unused: nothing transitions into the first step). `signal_scores`, optional
+    {Signal: float32 `(batch, time)`}, adds a score to every transition that signal gates (a splice-site model's
+    log-odds)."""
     rules = [rule for rule in transitions() if rule[2] is not None]
     # A signal gates several transitions (a donor: one per phase); match each distinct one once.
     matched = {signal: signal_matches(ids, signal) for signal in dict.fromkeys(signal for _, _, signal in rules)}
@@ -141,6 +143,10 @@ def step_transitions(ids):
     static = np.where(allowed_matrix(), 0.0, FORBIDDEN).astype(np.float32).reshape(-1)
     blocked = tf.linalg.matmul(1.0 - tf.cast(holds, tf.float32), placement)  # 1 where a signal fails
     scores = static + FORBIDDEN * blocked
+    if signal_scores:
+        scored = [row for row, (_, _, signal) in enumerate(rules) if signal in signal_scores]
+        extra = tf.stack([signal_scores[rules[row][2]] for row in scored], axis=-1)
+        scores += tf.linalg.matmul(extra, placement[scored])
     return tf.reshape(scores, tf.concat([tf.shape(ids), [NUM_STATES, NUM_STATES]], axis=0))
 
 

@@ -6,8 +6,10 @@ Conv1D motif detectors (padding zeroed after each, so a padded batch computes wh
 by `pool_size` → the shared ``RecurrentStack`` (BiLSTM) for long-range context (codon phase, splice-site pairing) at
 1/`pool_size` of the base rate → repeated back to every base ⊕ the motif features (base-exact boundaries) → a
 per-base hidden layer → emission scores of the 19 gene-grammar states (`grammar.STATES`: reading frame, strand,
-stop codons) → ``SequenceTagger``'s CRF, whose transitions the bases gate (`grammar.GeneGrammar`: start and stop
-codons, GT/GC…AG introns, no in-frame stop), so every decoded path is a valid gene structure.
+stop codons), added to the counted Markov chains' content scores (`counted.ContentScores`) → ``SequenceTagger``'s
+CRF, whose transitions the bases gate (`grammar.GeneGrammar`: start and stop codons, GT/GC…AG introns, no in-frame
+stop) and the counted splice-site and start-codon models score (`counted.ScoredGrammar`), so every decoded path is
+a valid gene structure.
 
 Sequences of any length run as overlapping windows: each window keeps its centre, `margin` bases away from a cut,
 and the CRF decodes the stitched scores of the whole sequence at once.
@@ -22,7 +24,7 @@ import tensorflow as tf
 from zoo import training
 from zoo.layers import PaddingMask, RecurrentStack
 from zoo.models import SequenceTagger
-from zoo.recipes.dna import grammar
+from zoo.recipes.dna import counted, grammar
 from zoo.recipes.dna.config import DataConfig, DnaConfig, ModelConfig, ServingConfig
 from zoo.recipes.dna.data import BASE_IDS, EXON, LABELS, PAD_ID
 from zoo.serving import at_most, gated, within_budget
@@ -171,8 +173,23 @@ def build_encoder(cfg: ModelConfig) -> keras.Model:
     x = keras.layers.Concatenate(name="base_features")([motifs, context])
     x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
     x = keras.layers.Dense(2 * cfg.units, activation="relu", name="hidden")(x)
-    emissions = keras.layers.Dense(grammar.NUM_STATES, name="emissions")(x)
-    return keras.Model(ids, [emissions, mask, grammar.GeneGrammar(name="gene_grammar")(ids)], name="dna_encoder")
+    # With the counted models beneath it, the network starts at zero: training begins from the classical gene
+    # finder's own scores and moves only where the likelihood says it helps.
+    emissions = keras.layers.Dense(grammar.NUM_STATES, kernel_initializer="zeros" if cfg.content_order else
+                                   "glorot_uniform", name="emissions")(x)
+    if cfg.content_order:  # the network adds what the counted Markov chains miss
+        content = counted.ContentScores(cfg.content_order, name="content_scores")(ids)
+        emissions = keras.layers.Add(name="emissions_and_content")([emissions, content])
+    gate = counted.ScoredGrammar if cfg.site_models else grammar.GeneGrammar
+    return keras.Model(ids, [emissions, mask, gate(name="gene_grammar")(ids)], name="dna_encoder")
+
+
+def fit_counted(tagger: SequenceTagger, records, cfg: ModelConfig) -> None:
+    """Sets the counted content and site models of a built tagger from the training records' state paths."""
+    if cfg.content_order:
+        tagger.encoder.get_layer("content_scores").set_tables(counted.fit_content(records, cfg.content_order))
+    if cfg.site_models:
+        tagger.encoder.get_layer("gene_grammar").set_tables(counted.fit_sites(records))
 
 
 def build_tagger(cfg: DnaConfig, min_intron: int = 1) -> SequenceTagger:
@@ -212,7 +229,7 @@ def predict(tagger: SequenceTagger, ids, cfg: DataConfig):
     ids = tf.convert_to_tensor(ids, tf.int32)
     emissions = windowed_emissions(tagger.encoder, ids, cfg.window, cfg.margin)
     mask = tf.not_equal(ids, PAD_ID)
-    steps = grammar.step_transitions(ids)
+    steps = tagger.encoder.get_layer("gene_grammar")(ids)  # on the whole sequence, with its site models
     states = tf.where(mask, tagger.decode(emissions, mask, steps), -1)
     label_of_state = tf.one_hot(grammar.LABEL_OF_STATE, len(LABELS))
     return states, tf.einsum("btk,kl->btl", tagger.probabilities(emissions, mask, steps), label_of_state)

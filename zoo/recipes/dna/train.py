@@ -122,6 +122,7 @@ class DnaRecipe(Recipe):
         tagger = model.build_tagger(cfg, prepared.state["min_intron"])
         transitions, start = grammar.log_frequencies([r.states for r in prepared.state["train_records"]])
         tagger.crf.set_weights([transitions, start, np.zeros_like(start)])
+        model.fit_counted(tagger, prepared.state["train_records"], cfg.model)
         model.compile_tagger(tagger, cfg)
         return tagger
 
