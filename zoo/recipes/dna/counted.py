@@ -92,6 +92,20 @@ def kmer_index(ids: np.ndarray, size: int) -> np.ndarray:
     return np.where(valid, index, -1)
 
 
+def kmer_ids(ids, k: int):
+    """int32 `(batch, time)`: 1 + the index among the 4^k k-mers over ACGT (first base most significant) of the
+    k-mer starting at each base of base ids `(batch, time)`, or 0 when it runs past the end or holds N or padding."""
+    ids = tf.cast(ids, tf.int32)
+    padded = tf.pad(ids, [[0, 0], [0, k - 1]])
+    time = tf.shape(ids)[1]
+    index, valid = tf.zeros_like(ids), tf.ones_like(ids, tf.bool)
+    for offset in range(k):
+        base = padded[:, offset:offset + time]
+        valid = valid & (base >= 1) & (base <= 4)
+        index = index * 4 + tf.clip_by_value(base - 1, 0, 3)
+    return tf.where(valid, index + 1, 0)
+
+
 def fit_content(records, order: int) -> np.ndarray:
     """float32 `(NUM_CLASSES, 4^(order+1))`: log P(last base | the `order` before it, class) of each (order+1)-mer,
     counted on the plus-strand readings of the training paths (add-one smoothed)."""
@@ -184,22 +198,15 @@ class ContentScores(keras.layers.Layer):
         self.minus.assign(reverse_complement_table(table, self.order + 1))
 
     def call(self, ids):
-        ids = tf.cast(ids, tf.int32)
-        time = tf.shape(ids)[1]
-        padded = tf.pad(ids, [[0, 0], [self.order, self.order]])
-
-        def kmer(first):  # index of the (order+1)-mer whose first base is `first` bases after t - order; validity
-            index, valid = tf.zeros_like(ids), tf.ones_like(ids, tf.bool)
-            for offset in range(first, first + self.order + 1):
-                base = padded[:, offset:offset + time]
-                index, valid = index * 4 + tf.clip_by_value(base - 1, 0, 3), valid & (base >= 1) & (base <= 4)
-            return index, valid
-
-        end_index, end_valid = kmer(0)  # ending at t
-        start_index, start_valid = kmer(self.order)  # starting at t
+        starting = kmer_ids(ids, self.order + 1)  # 1 + index, 0 where unknown: the minus strand's
+        ending = tf.pad(starting, [[0, 0], [self.order, 0]])[:, :tf.shape(ids)[1]]  # the plus strand's
         weights = tf.exp(SCALE_SPEED * self.log_weights)
-        plus = tf.gather(tf.transpose(self.plus), end_index) * tf.cast(end_valid, tf.float32)[..., None] * weights
-        minus = tf.gather(tf.transpose(self.minus), start_index) * tf.cast(start_valid, tf.float32)[..., None] * weights
+
+        def scores(table, kmers):
+            return tf.gather(tf.transpose(table), tf.maximum(kmers - 1, 0)) * tf.cast(kmers > 0, tf.float32)[
+                ..., tf.newaxis] * weights
+
+        plus, minus = scores(self.plus, ending), scores(self.minus, starting)
         classes = CLASS_OF_PLUS_STATE
         mirrored = CLASS_OF_PLUS_STATE[grammar.MIRROR]
         columns = [plus[..., classes[s]] if classes[s] >= 0 else minus[..., mirrored[s]]

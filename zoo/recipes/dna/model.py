@@ -60,15 +60,7 @@ class KmerIds(keras.layers.Layer):
         self.k = k
 
     def call(self, ids):
-        ids = tf.cast(ids, tf.int32)
-        padded = tf.pad(ids, [[0, 0], [0, self.k - 1]])
-        time = tf.shape(ids)[1]
-        index, valid = tf.zeros_like(ids), tf.ones_like(ids, tf.bool)
-        for offset in range(self.k):
-            base = padded[:, offset:offset + time]
-            valid = valid & (base >= 1) & (base <= 4)
-            index = index * 4 + tf.clip_by_value(base - 1, 0, 3)
-        return tf.where(valid, index + 1, 0)
+        return counted.kmer_ids(ids, self.k)
 
     def compute_output_spec(self, ids):
         return keras.KerasTensor(ids.shape, dtype="int32")
