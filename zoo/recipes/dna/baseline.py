@@ -10,21 +10,17 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.recipes.dna.config import BaselineConfig
+from zoo.recipes.dna.counted import kmer_codes
 from zoo.recipes.dna.data import LABELS, GeneRecord, encode
 
 
 def kmer_features(sequence: str, k: int, context: int) -> np.ndarray:
     """float32 `(len(sequence), sum(4^j for j in 1..k))` windowed k-mer frequencies."""
-    bases = encode(sequence) - 1  # 0..3 ACGT, 4 N
-    length = len(bases)
+    ids = encode(sequence)
+    length = len(ids)
     features = []
     for size in range(1, k + 1):
-        codes = np.zeros(max(length - size + 1, 0), np.int64)
-        valid = np.ones_like(codes, bool)
-        for offset in range(size):
-            part = bases[offset:offset + len(codes)]
-            codes = codes * 4 + np.minimum(part, 3)
-            valid &= part < 4
+        codes, valid = kmer_codes(ids, size)
         one_hot = np.zeros((length + 1, 4 ** size), np.float32)
         one_hot[1 + np.flatnonzero(valid), codes[valid]] = 1.0
         cumulative = np.cumsum(one_hot, axis=0)

@@ -76,20 +76,28 @@ def _readings(records):
     """(ids, states) of each record on both strands: a minus-strand gene is a plus-strand one on the reverse
     complement."""
     for record in records:
-        ids, states = data.encode(record.sequence), np.asarray(record.states, np.int64)
+        ids, states = data.encode(record.sequence), np.asarray(record.states, np.int32)
         yield ids, states
-        yield data.COMPLEMENT_IDS[ids[::-1]], grammar.MIRROR[states[::-1]]
+        yield tuple(t.numpy() for t in data.reverse_complement(ids, states))
+
+
+def kmer_codes(ids: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (0..4^size-1, first base most significant) of the `size`-mers starting at each of the first
+    `len(ids) - size + 1` base ids (1..4 ACGT, 5 N), and whether each holds only ACGT."""
+    count = max(len(ids) - size + 1, 0)
+    codes, valid = np.zeros(count, np.int64), np.ones(count, bool)
+    for offset in range(size):
+        part = ids[offset:offset + count].astype(np.int64) - 1
+        codes, valid = codes * 4 + np.clip(part, 0, 3), valid & (part >= 0) & (part <= 3)
+    return codes, valid
 
 
 def kmer_index(ids: np.ndarray, size: int) -> np.ndarray:
     """Index (0..4^size-1) of the `size`-mer ending at each base, -1 where it would hold N or run past the start."""
-    index = np.zeros(len(ids), np.int64)
-    valid = np.ones(len(ids), bool)
-    for back in range(size):
-        base = np.concatenate([np.zeros(back, ids.dtype), ids[:len(ids) - back]])
-        valid &= (base >= 1) & (base <= 4)
-        index += np.clip(base.astype(np.int64) - 1, 0, 3) * 4 ** back
-    return np.where(valid, index, -1)
+    codes, valid = kmer_codes(ids, size)
+    index = np.full(len(ids), -1, np.int64)
+    index[size - 1:] = np.where(valid, codes, -1)
+    return index
 
 
 def kmer_ids(ids, k: int):
@@ -129,23 +137,22 @@ def reverse_complement_table(table: np.ndarray, size: int) -> np.ndarray:
 def fit_sites(records) -> dict[str, np.ndarray]:
     """float32 `(width, 4)` log-odds per site: base frequencies at true sites over those at the same consensus
     elsewhere (add-one smoothed)."""
-    tables = {}
-    for site in SITES:
-        true, other = np.ones((site.width, 4)), np.ones((site.width, 4))
-        for ids, states in _readings(records):
+    counts = {site.name: (np.ones((site.width, 4)), np.ones((site.width, 4))) for site in SITES}  # true, other
+    for ids, states in _readings(records):
+        for site in SITES:
             holds = grammar.signal_matches(ids[np.newaxis], site.signal).numpy()[0]
             is_site = np.zeros(len(ids), bool)
             is_site[1:] = _is_site(site, states[:-1], states[1:])
-            for counts, chosen in ((true, is_site), (other, holds & ~is_site)):
+            for site_counts, chosen in zip(counts[site.name], (is_site, holds & ~is_site)):
                 positions = np.flatnonzero(chosen & (np.arange(len(ids)) > 0))
                 window = positions[:, None] + site.offset + np.arange(site.width)
                 inside = (window >= 0) & (window < len(ids))
                 bases = np.where(inside, ids[np.clip(window, 0, len(ids) - 1)], 0)
                 known = (bases >= 1) & (bases <= 4)
-                np.add.at(counts, (np.broadcast_to(np.arange(site.width), bases.shape)[known], bases[known] - 1), 1)
-        tables[site.name] = (np.log(true / true.sum(1, keepdims=True))
-                             - np.log(other / other.sum(1, keepdims=True))).astype(np.float32)
-    return tables
+                np.add.at(site_counts, (np.broadcast_to(np.arange(site.width), bases.shape)[known], bases[known] - 1),
+                          1)
+    return {name: (np.log(true / true.sum(1, keepdims=True)) - np.log(other / other.sum(1, keepdims=True))).astype(
+        np.float32) for name, (true, other) in counts.items()}
 
 
 def window_scores(ids, table, offset: int):
