@@ -1,0 +1,86 @@
+"""Training step time with Keras' Adam vs `zoo.optimizers.LazyAdam` (``train.sparse_updates``), per recipe.
+
+For each recipe (``name`` or ``name:preset``): its own data preparation, its first ``--batches`` training batches
+(materialised once), and its member-0 model built twice by the recipe itself, once per optimiser, from the same seed.
+Rounds alternate the two (these machines are noisy); each round trains one pass over the batches with ``model.fit``
+after a warm-up round. It prints the trainable embedding tables (the only variables whose
+gradients are sparse, and so the only ones `LazyAdam` treats differently), the median step time of each optimiser
+and their ratio.
+
+    python -m benchmarks.sparse_updates [--recipes translation ner dna sentiment:words] [--batches 40] [--rounds 3]
+
+It measures speed only: whether a recipe's default should switch also depends on what the switch does to its
+results (see the README's notes on `train.sparse_updates`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import keras
+import tensorflow as tf
+
+from zoo import config as config_lib
+from zoo import recipe as recipe_lib
+from zoo import recipes
+
+DEFAULT_RECIPES = ["translation", "ner", "dna", "sentiment:words"]
+
+
+def embedding_tables(model: keras.Model) -> list[tuple[str, tuple]]:
+    """(path, shape) of each trainable embedding table in ``model`` (nested models and layers included)."""
+    return [(layer.embeddings.path, tuple(layer.embeddings.shape)) for layer in model._flatten_layers()
+            if isinstance(layer, keras.layers.Embedding) and layer.trainable]
+
+
+def measure(spec: str, batches: int, rounds: int) -> dict:
+    name, _, preset = spec.partition(":")
+    recipe = recipes.get(name)
+    cfg = recipe.configure(preset or config_lib.DEFAULT_PRESET)
+    keras.utils.set_random_seed(cfg.train.seed)
+    prepared = recipe.prepare(cfg, recipe_lib.load_splits(recipe, cfg))
+    data = prepared.train.take(batches).cache()
+    for _ in data:  # fill the cache: both optimisers read the same batches from memory
+        pass
+
+    models = {}
+    for sparse in (False, True):
+        variant = recipe.configure(preset or config_lib.DEFAULT_PRESET, overrides={"train": {"sparse_updates": sparse}})
+        keras.utils.set_random_seed(cfg.train.seed)
+        models[sparse] = recipe.build(variant, prepared, 0)
+        models[sparse].fit(data, epochs=1, verbose=0)  # traces the train step
+    tables = embedding_tables(models[False])
+    times = {False: [], True: []}
+    for round_ in range(rounds + 1):  # round 0 warms up (its first pass retraces, measured: 5x slower), untimed
+        for sparse, model in models.items():
+            start = time.perf_counter()
+            model.fit(data, epochs=1, verbose=0)
+            if round_:
+                times[sparse].append((time.perf_counter() - start) / batches)
+    adam, lazy = statistics.median(times[False]), statistics.median(times[True])
+    params = sum(int(tf.size(w)) for w in models[False].trainable_weights)
+    return dict(recipe=spec, tables=tables, table_params=sum(int(tf.reduce_prod(s)) for _, s in tables),
+                params=params, adam_ms=1e3 * adam, lazy_ms=1e3 * lazy, speedup=adam / lazy,
+                rounds={"adam": [round(1e3 * t, 1) for t in times[False]],
+                        "lazy": [round(1e3 * t, 1) for t in times[True]]})
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES, help="recipe or recipe:preset names")
+    parser.add_argument("--batches", type=int, default=40, help="training batches per measured pass")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per optimiser")
+    args = parser.parse_args(argv)
+    results = [measure(spec, args.batches, args.rounds) for spec in args.recipes]
+    print(f"\n{'recipe':<18} {'embedding tables':<40} {'table / all params':>22} {'Adam ms':>8} {'Lazy ms':>8} "
+          f"{'speed-up':>8}")
+    for r in results:
+        tables = ", ".join(f"{path.split('/')[-2]} {'x'.join(map(str, shape))}" for path, shape in r["tables"])
+        print(f"{r['recipe']:<18} {tables or '(none)':<40} {r['table_params']:>10,} / {r['params']:>9,} "
+              f"{r['adam_ms']:>8.1f} {r['lazy_ms']:>8.1f} {r['speedup']:>7.2f}x   rounds {r['rounds']}")
+
+
+if __name__ == "__main__":
+    main()
