@@ -1,11 +1,14 @@
 """Training speed side by side: zoo vs plain Keras vs PyTorch, on the same batches, against the machine's matmul peak.
 
 One architecture (word embedding 128 → bidirectional GRU 128 → mean over the real steps → 5-way softmax, Adam with
-clipping at norm 1) trained four ways on the same batches: the sentiment recipe's first epoch of length-bucketed
+clipping at norm 1) trained several ways on the same batches: the sentiment recipe's first epoch of length-bucketed
 VADER training batches (its own pipeline, materialised once):
 
-- ``zoo``: zoo's blocks (``RecurrentStack``, ``MaskedPooling``), the recipe's optimiser, ``model.fit``, XLA off;
+- ``zoo``: zoo's blocks (``RecurrentStack``, ``MaskedPooling``), the recipe's optimiser (Keras' Adam), ``model.fit``,
+  XLA off;
 - ``zoo_sparse``: the same with ``train.sparse_updates`` (``LazyAdam``: the embedding table's touched rows only);
+- ``zoo_sparse_budget``: ``zoo_sparse`` on the same examples re-batched by a token budget (each bucket's batches
+  hold about the average padded tokens of a fixed-size batch: short texts in bigger batches, long ones in smaller);
 - ``keras``: plain Keras ``Embedding(mask_zero=True)`` → ``Bidirectional(GRU)`` → ``GlobalAveragePooling1D``;
 - ``torch_padded``: PyTorch ``nn.GRU`` on the padded batch (the mask only in the pooling);
 - ``torch_packed``: PyTorch ``nn.GRU`` on ``pack_padded_sequence`` (what a PyTorch user writes for variable length).
@@ -32,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import recipe, training
+from zoo.data.pipeline import bucket_boundaries
 from zoo.layers import MaskedPooling, RecurrentStack
 from zoo.recipes.sentiment.train import RECIPE
 
@@ -49,6 +53,26 @@ def recipe_batches(limit: int):
         batches.append((ids.astype(np.int32), (ids != 0).sum(axis=1).astype(np.int64),
                         targets["rating"].astype(np.int64)))
     return batches, prepared.state["vectorizer"].vocabulary_size(), cfg
+
+
+def token_budget_batches(batches, num_buckets: int, seed: int = 0):
+    """The same examples in the same length buckets, re-batched so that every batch holds about as many padded
+    tokens as the fixed-size batches hold on average (short buckets get more examples per batch, long ones fewer);
+    batches of all buckets interleaved in a seeded random order."""
+    examples = [(ids[i, :n], n, y[i]) for ids, lengths, y in batches for i, n in enumerate(lengths)]
+    budget = sum(ids.size for ids, _, _ in batches) / len(batches)
+    bounds = bucket_boundaries([n for _, n, _ in examples], num_buckets) + [max(n for _, n, _ in examples) + 1]
+    out = []
+    for low, high in zip([0] + bounds[:-1], bounds):
+        members = [e for e in examples if low <= e[1] < high]
+        size = max(1, int(budget // (high - 1)))
+        for start in range(0, len(members), size):
+            chunk = members[start:start + size]
+            ids = np.zeros((len(chunk), max(n for _, n, _ in chunk)), np.int32)
+            for row, (seq, n, _) in enumerate(chunk):
+                ids[row, :n] = seq
+            out.append((ids, np.array([n for _, n, _ in chunk], np.int64), np.array([y for *_, y in chunk])))
+    return [out[i] for i in np.random.default_rng(seed).permutation(len(out))]
 
 
 def gru_flops_per_token() -> float:
@@ -190,10 +214,16 @@ def main(argv=None):
     real = sum(int(lengths.sum()) for _, lengths, _ in batches)
     padded = sum(ids.size for ids, _, _ in batches)
     print(f"{len(batches)} batches, {real:,} real tokens, {1 - real / padded:.0%} padding; vocabulary {vocab:,}")
-    variants = {"zoo": KerasVariant(zoo_model(vocab), cfg, batches),
-                "zoo_sparse": KerasVariant(zoo_model(vocab), dataclasses.replace(
-                    cfg, train=dataclasses.replace(cfg.train, sparse_updates=True)), batches),
-                "keras": KerasVariant(keras_model(vocab), cfg, batches)}
+    budget_batches = token_budget_batches(batches, cfg.data.num_buckets)
+    print(f"by a token budget: {len(budget_batches)} batches of "
+          f"{min(len(y) for *_, y in budget_batches)}-{max(len(y) for *_, y in budget_batches)} examples, "
+          f"{1 - real / sum(ids.size for ids, _, _ in budget_batches):.0%} padding")
+    dense, sparse = (dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, sparse_updates=flag))
+                     for flag in (False, True))
+    variants = {"zoo": KerasVariant(zoo_model(vocab), dense, batches),
+                "zoo_sparse": KerasVariant(zoo_model(vocab), sparse, batches),
+                "zoo_sparse_budget": KerasVariant(zoo_model(vocab), sparse, budget_batches),
+                "keras": KerasVariant(keras_model(vocab), dense, batches)}
     if torch is not None:
         variants.update(torch_padded=TorchVariant(vocab, batches, packed=False),
                         torch_packed=TorchVariant(vocab, batches, packed=True))
