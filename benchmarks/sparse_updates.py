@@ -2,12 +2,11 @@
 
 For each recipe (``name`` or ``name:preset``): its own data preparation, its first ``--batches`` training batches
 (materialised once), and its member-0 model built twice by the recipe itself, once per optimiser, from the same seed.
-Rounds alternate the two (these machines are noisy); each round trains one pass over the batches with ``model.fit``
-after a warm-up round. It prints the trainable embedding tables (the only variables whose
-gradients are sparse, and so the only ones `LazyAdam` treats differently), the median step time of each optimiser
-and their ratio.
+Rounds alternate the two (these machines are noisy); each round trains one pass over the batches with ``model.fit``,
+after an untimed warm-up round. It prints the trainable embedding tables (the only variables whose gradients are
+sparse, and so the only ones `LazyAdam` treats differently), the median step time of each optimiser and their ratio.
 
-    python -m benchmarks.sparse_updates [--recipes translation ner dna sentiment:words] [--batches 40] [--rounds 3]
+    python -m benchmarks.sparse_updates [--recipes translation ner dna sentiment:words] [--batches 20] [--rounds 3]
 
 It measures speed only: whether a recipe's default should switch also depends on what the switch does to its
 results (see the README's notes on `train.sparse_updates`).
@@ -31,14 +30,15 @@ DEFAULT_RECIPES = ["translation", "ner", "dna", "sentiment:words"]
 
 def embedding_tables(model: keras.Model) -> list[tuple[str, tuple]]:
     """(path, shape) of each trainable embedding table in ``model`` (nested models and layers included)."""
-    return [(layer.embeddings.path, tuple(layer.embeddings.shape)) for layer in model._flatten_layers()
-            if isinstance(layer, keras.layers.Embedding) and layer.trainable]
+    return [(w.path, tuple(w.shape)) for w in model.trainable_weights if w.path.endswith("/embeddings")]
 
 
 def measure(spec: str, batches: int, rounds: int) -> dict:
     name, _, preset = spec.partition(":")
     recipe = recipes.get(name)
-    cfg = recipe.configure(preset or config_lib.DEFAULT_PRESET)
+    configs = {sparse: recipe.configure(preset or config_lib.DEFAULT_PRESET,
+                                        overrides={"train": {"sparse_updates": sparse}}) for sparse in (False, True)}
+    cfg = configs[False]
     keras.utils.set_random_seed(cfg.train.seed)
     prepared = recipe.prepare(cfg, recipe_lib.load_splits(recipe, cfg))
     data = prepared.train.take(batches).cache()
@@ -46,8 +46,7 @@ def measure(spec: str, batches: int, rounds: int) -> dict:
         pass
 
     models = {}
-    for sparse in (False, True):
-        variant = recipe.configure(preset or config_lib.DEFAULT_PRESET, overrides={"train": {"sparse_updates": sparse}})
+    for sparse, variant in configs.items():
         keras.utils.set_random_seed(cfg.train.seed)
         models[sparse] = recipe.build(variant, prepared, 0)
         models[sparse].fit(data, epochs=1, verbose=0)  # traces the train step
@@ -70,7 +69,7 @@ def measure(spec: str, batches: int, rounds: int) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES, help="recipe or recipe:preset names")
-    parser.add_argument("--batches", type=int, default=40, help="training batches per measured pass")
+    parser.add_argument("--batches", type=int, default=20, help="training batches per measured pass")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per optimiser")
     args = parser.parse_args(argv)
     results = [measure(spec, args.batches, args.rounds) for spec in args.recipes]
