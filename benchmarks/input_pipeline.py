@@ -14,23 +14,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
-import keras
-
-from zoo import config as config_lib
-from zoo import recipe as recipe_lib
-from zoo import recipes
+from benchmarks import recipe_runs
 
 DEFAULT_RECIPES = ["sentiment:words", "ner"]
 
 
 def measure(spec: str, rounds: int, limit: int = 0) -> dict:
-    name, _, preset = spec.partition(":")
-    recipe = recipes.get(name)
-    cfg = recipe.configure(preset or config_lib.DEFAULT_PRESET)
-    keras.utils.set_random_seed(cfg.train.seed)
-    prepared = recipe.prepare(cfg, recipe_lib.load_splits(recipe, cfg))
+    recipe, cfg = recipe_runs.configure(spec)
+    prepared = recipe_runs.prepare(recipe, cfg)
     steps = min(filter(None, (prepared.steps_per_epoch, limit)), default=0)
     pipeline = prepared.train.take(steps) if steps else prepared.train
     for _ in pipeline:  # fills the pipeline's caches, as a run's first epoch does
@@ -38,14 +30,7 @@ def measure(spec: str, rounds: int, limit: int = 0) -> dict:
     memory = pipeline.cache()
     batches = sum(1 for _ in memory)  # this pass fills the in-memory copy
     model = recipe.build(cfg, prepared, 0)
-    sources = {"pipeline": pipeline, "memory": memory}
-    seconds = {name: [] for name in sources}
-    for round_ in range(rounds + 1):  # round 0 traces the train step, untimed
-        for source, ds in sources.items():
-            start = time.perf_counter()
-            model.fit(ds, epochs=1, verbose=0)
-            if round_:
-                seconds[source].append(time.perf_counter() - start)
+    seconds = recipe_runs.alternating_fits({"pipeline": (model, pipeline), "memory": (model, memory)}, rounds)
     pipe, mem = statistics.median(seconds["pipeline"]), statistics.median(seconds["memory"])
     return dict(recipe=spec, batches=batches, pipeline_s=pipe, memory_s=mem, ratio=pipe / mem,
                 rounds={k: [round(s, 2) for s in v] for k, v in seconds.items()})

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import keras
 import tensorflow as tf
 
-from zoo import config as config_lib
-from zoo import recipe as recipe_lib
-from zoo import recipes
+from benchmarks import recipe_runs
 
 DEFAULT_RECIPES = ["translation", "ner", "dna", "sentiment:words"]
 
@@ -34,30 +31,21 @@ def embedding_tables(model: keras.Model) -> list[tuple[str, tuple]]:
 
 
 def measure(spec: str, batches: int, rounds: int) -> dict:
-    name, _, preset = spec.partition(":")
-    recipe = recipes.get(name)
-    configs = {sparse: recipe.configure(preset or config_lib.DEFAULT_PRESET,
-                                        overrides={"train": {"sparse_updates": sparse}}) for sparse in (False, True)}
-    cfg = configs[False]
-    keras.utils.set_random_seed(cfg.train.seed)
-    prepared = recipe.prepare(cfg, recipe_lib.load_splits(recipe, cfg))
+    configs = {sparse: recipe_runs.configure(spec, {"train": {"sparse_updates": sparse}}) for sparse in (False, True)}
+    recipe, cfg = configs[False]
+    prepared = recipe_runs.prepare(recipe, cfg)
     data = prepared.train.take(batches).cache()
     for _ in data:  # fill the cache: both optimisers read the same batches from memory
         pass
 
     models = {}
-    for sparse, variant in configs.items():
+    for sparse, (_, variant) in configs.items():
         keras.utils.set_random_seed(cfg.train.seed)
         models[sparse] = recipe.build(variant, prepared, 0)
         models[sparse].fit(data, epochs=1, verbose=0)  # traces the train step
     tables = embedding_tables(models[False])
-    times = {False: [], True: []}
-    for round_ in range(rounds + 1):  # round 0 warms up (its first pass retraces, measured: 5x slower), untimed
-        for sparse, model in models.items():
-            start = time.perf_counter()
-            model.fit(data, epochs=1, verbose=0)
-            if round_:
-                times[sparse].append((time.perf_counter() - start) / batches)
+    seconds = recipe_runs.alternating_fits({sparse: (model, data) for sparse, model in models.items()}, rounds)
+    times = {sparse: [s / batches for s in passes] for sparse, passes in seconds.items()}
     adam, lazy = statistics.median(times[False]), statistics.median(times[True])
     params = sum(int(tf.size(w)) for w in models[False].trainable_weights)
     return dict(recipe=spec, tables=tables, table_params=sum(int(tf.reduce_prod(s)) for _, s in tables),
